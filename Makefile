@@ -1,0 +1,28 @@
+# The README's two commands: `make demo` (install everything, convert an example photo) and
+# `make test` (install everything, run the test suite). Both are safe to repeat.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: install demo test test-slow clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: install
+	$(VENV)/bin/image-to-urdf convert assets/cabinet.png --out demo-out --max-dim 0.9
+
+test: install
+	$(PY) -m pytest -n 2 --durations=15
+
+test-slow: install
+	$(PY) -m pytest -n 2 -m slow
+
+clean:
+	rm -rf demo-out .pytest_cache

@@ -1,0 +1,182 @@
+"""Command line: ``image-to-urdf convert PHOTO --out DIR ...`` runs the Prefect flow.
+
+Exit codes: 0 success, 1 a stage failed, 2 bad input (nothing written), 3 the package failed
+validation (kept in the run directory, not shipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXIT_STAGE_FAILED, EXIT_BAD_INPUT, EXIT_INVALID_PACKAGE = 1, 2, 3
+
+
+class InputError(ValueError):
+    """Bad command-line input; the message names the file or flag and the fix."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="image-to-urdf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    convert = sub.add_parser("convert", help="convert one product photo into a URDF package")
+    convert.add_argument("photo", type=Path, help="product photo (PNG, JPEG, ...)")
+    convert.add_argument("--out", type=Path, required=True, help="output folder")
+    convert.add_argument("--name", help="package name, [A-Za-z0-9_] (default: from the photo's file name)")
+    convert.add_argument(
+        "--click", action="append", default=[], metavar="X,Y", help="pixel on a movable part; repeat per part"
+    )
+    convert.add_argument(
+        "--motion", action="append", default=[], type=Path, metavar="PATH",
+        help="video or folder of frames of the k-th clicked part moving (same camera as the photo)",
+    )
+    convert.add_argument("--max-dim", type=float, metavar="METRES", help="largest dimension of the object")
+    _add_config_arguments(convert)
+
+    config = sub.add_parser("config", help="print the configuration a preset and --set give, as JSON")
+    _add_config_arguments(config)
+    return parser
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="cpu", help="named configuration (default: cpu)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override one setting by dotted path, e.g. --set joint_fit.n_iterations=80",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = _resolve_config(args)
+        if args.command == "config":
+            print(json.dumps(config.model_dump(mode="json", by_alias=True), indent=2))
+            return 0
+        request = _check_convert_inputs(args)
+    except InputError as exc:
+        print(f"image-to-urdf: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return _convert(config, **request)
+
+
+def _resolve_config(args):
+    from flows.presets import resolve
+
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. --set joint_fit.n_iterations=80")
+        overrides[key.strip()] = value.strip()
+    if getattr(args, "max_dim", None) is not None:
+        overrides["max_dim"] = str(args.max_dim)
+    try:
+        return resolve(args.preset, overrides)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise InputError(str(exc).replace("\n", " ")) from exc
+
+
+def _check_convert_inputs(args) -> dict:
+    """Check everything a run needs before anything is written."""
+    from flows.image_to_urdf import package_name
+    from stages._shared.photo import PhotoError, check_photo
+
+    try:
+        width, height = check_photo(args.photo)
+    except PhotoError as exc:
+        raise InputError(str(exc)) from exc
+    clicks = [_parse_click(c, width, height, args.photo) for c in args.click]
+    for clip in args.motion:
+        if not clip.exists():
+            raise InputError(f"{clip}: --motion clip not found; give a video file or a folder of frames")
+    if len(args.motion) > len(clicks):
+        raise InputError(
+            f"{len(args.motion)} --motion clip(s) but {len(clicks)} --click(s): give one --click X,Y on the "
+            "moving part for each --motion clip"
+        )
+    name = args.name or package_name(args.photo)
+    if not name.replace("_", "a").isalnum() or not name.isascii():
+        raise InputError(f"--name {name!r}: use only letters, digits and '_' (simulators require it)")
+    _check_writable(args.out)
+    return {"photo": args.photo, "out": args.out, "name": name, "clicks": clicks, "motion": args.motion}
+
+
+def _parse_click(text: str, width: int, height: int, photo: Path) -> tuple[int, int]:
+    try:
+        x, y = (int(round(float(v))) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--click {text!r}: expected X,Y in pixels, e.g. --click 312,280") from None
+    if not (0 <= x < width and 0 <= y < height):
+        raise InputError(
+            f"{photo}: --click {x},{y} is outside the {width}x{height} photo "
+            f"(0 <= X < {width}, 0 <= Y < {height})"
+        )
+    return x, y
+
+
+def _check_writable(out: Path) -> None:
+    """Fail unless a folder can be created and written at ``out`` (tested, then removed)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out exists and is not a folder; name a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{out}: --out is inside {existing}, which is a file, not a folder")
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=".image-to-urdf-probe-", dir=existing))
+        probe.rmdir()
+    except OSError as exc:
+        raise InputError(f"{out}: --out is not writable ({exc.strerror}); choose a folder you can write") from None
+
+
+def _convert(config, photo: Path, out: Path, name: str, clicks, motion) -> int:
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _setup_logging()
+    from flows.image_to_urdf import image_to_urdf
+    from stages.validate import UrdfValidationError
+
+    start = time.perf_counter()
+    print(f"image-to-urdf: converting {photo} -> {out / name}", file=sys.stderr)
+    try:
+        result = image_to_urdf(
+            photo=str(photo), out=str(out), name=name, clicks=clicks, motion=[str(m) for m in motion], config=config
+        )
+    except UrdfValidationError as exc:
+        print(f"image-to-urdf: package failed validation, not shipped (kept in {exc.package}):", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  - {issue}", file=sys.stderr)
+        return EXIT_INVALID_PACKAGE
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"image-to-urdf: error: {photo}: {exc}", file=sys.stderr)
+        return EXIT_STAGE_FAILED
+    print(
+        f"image-to-urdf: wrote {result.package_dir} in {time.perf_counter() - start:.1f} s "
+        f"({len(result.joints)} joint(s), validation passed; run record {result.run_dir})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("flows", "stages"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
+    logging.getLogger("stages").setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

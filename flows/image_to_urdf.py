@@ -1,0 +1,266 @@
+"""The image-to-urdf flow: one product photo in, a validated articulated URDF package out.
+
+photo -> foreground -> reconstruct -> part_masks -> segment3d -> amodal -> articulation_video
+      -> joint_fit -> texture -> urdf_package -> validate
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+import stages.amodal
+import stages.articulation_video
+import stages.foreground
+import stages.joint_fit
+import stages.part_masks
+import stages.reconstruct
+import stages.segment3d
+import stages.texture
+import stages.urdf_package
+import stages.validate
+from flows.config import PipelineConfig
+from flows.presets import resolve
+from flows.run_record import STAGES, RunRecord
+from stages._shared.io import atomic_dir, sha256_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """run_dir : ``<out>/runs/<run-id>``. package_dir : ``<out>/<name>`` (only once validated)."""
+
+    run_dir: Path
+    package_dir: Path
+    validation: stages.validate.ValidationResult
+    joints: tuple[stages.joint_fit.JointEstimate, ...]
+
+
+# One thin task per stage; each body is one call to the stage.
+@task(name="foreground", cache_policy=NO_CACHE)
+def foreground(cfg, photo, out_dir):
+    return stages.foreground.run(cfg, photo, out_dir)
+
+
+@task(name="reconstruct", cache_policy=NO_CACHE)
+def reconstruct(cfg, fg, max_dim, out_dir):
+    return stages.reconstruct.run(cfg, fg, max_dim, out_dir)
+
+
+@task(name="part_masks", cache_policy=NO_CACHE)
+def part_masks(cfg, fg, recon, clicks, out_dir):
+    return stages.part_masks.run(cfg, fg, recon, clicks, out_dir)
+
+
+@task(name="segment3d", cache_policy=NO_CACHE)
+def segment3d(cfg, recon, masks, out_dir):
+    return stages.segment3d.run(cfg, recon, masks, out_dir)
+
+
+@task(name="amodal", cache_policy=NO_CACHE)
+def amodal(cfg, recon, masks, seg, out_dir):
+    return stages.amodal.run(cfg, recon, masks, seg, out_dir)
+
+
+@task(name="articulation_video", cache_policy=NO_CACHE)
+def articulation_video(cfg, fg, recon, masks, parts, motions, out_dir):
+    return stages.articulation_video.run(cfg, fg, recon, masks, parts, motions, out_dir)
+
+
+@task(name="joint_fit", cache_policy=NO_CACHE)
+def joint_fit(cfg, recon, parts, video, out_dir):
+    return stages.joint_fit.run(cfg, recon, parts, video, out_dir)
+
+
+@task(name="texture", cache_policy=NO_CACHE)
+def texture(cfg, fg, recon, part_names, parts, out_dir):
+    return stages.texture.run(cfg, fg, recon, part_names, parts, out_dir)
+
+
+@task(name="urdf_package", cache_policy=NO_CACHE)
+def urdf_package(cfg, name, photo, fg, recon, masks, joints, textures, scale_m, out_dir):
+    return stages.urdf_package.run(cfg, name, photo, fg, recon, masks, joints, textures, scale_m, out_dir)
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate(cfg, package, out_dir):
+    return stages.validate.run(cfg, package, out_dir)
+
+
+@flow(name="image-to-urdf")
+def image_to_urdf(
+    photo: str,
+    out: str,
+    name: str | None = None,
+    clicks: list[tuple[int, int]] | None = None,
+    motion: list[str] | None = None,
+    preset: str = "cpu",
+    config: PipelineConfig | None = None,
+) -> ConvertResult:
+    """Convert one product photo into a URDF package under ``out``.
+
+    photo : path of the product photo. out : output folder; the package goes to ``out/<name>``,
+    intermediates to ``out/runs/<run-id>``. clicks : (x, y) pixel prompts, one per movable part.
+    motion : a clip (video or folder of frames) per click, same camera as the photo.
+    preset : named configuration (flows/presets.py), used when ``config`` is not given.
+    """
+    cfg = config or resolve(preset)
+    photo_path, out_dir = Path(photo), Path(out)
+    name = name or package_name(photo_path)
+    clicks = tuple((int(x), int(y)) for x, y in (clicks or ()))
+    motions = tuple(Path(m) for m in (motion or ()))
+    if len(motions) > len(clicks):
+        raise ValueError(
+            f"{len(motions)} --motion clip(s) but {len(clicks)} --click(s): the k-th clip belongs to the "
+            "k-th clicked part, so give one --click per --motion"
+        )
+    run = RunRecord.create(
+        out_dir / "runs",
+        photo_path,
+        sha256_file(photo_path),
+        cfg.model_dump(mode="json", by_alias=True),
+        {"name": name, "clicks": [list(c) for c in clicks], "motion": [str(m) for m in motions]},
+    )
+    progress = StageProgress(run)
+
+    # 1. foreground: cut the object out of the photo
+    with progress.stage("foreground") as d:
+        fg = foreground(cfg.foreground, photo_path, d)
+        progress.done(f"object covers {fg.mask_fraction:.0%} of the photo")
+    # 2. reconstruct: watertight mesh + camera, scaled by max_dim
+    with progress.stage("reconstruct") as d:
+        recon = reconstruct(cfg.reconstruct, fg, cfg.max_dim, d)
+        size = " x ".join(f"{e:.2f}" for e in recon.extents_m)
+        progress.done(f"{size} m, silhouette IoU {recon.silhouette_iou:.3f}")
+    # 3. part_masks: movable parts in the photo, from clicks or found automatically
+    with progress.stage("part_masks") as d:
+        masks = part_masks(cfg.part_masks, fg, recon, clicks, d)
+        progress.done(", ".join(f"{p.name} ({p.joint_type}, {p.confidence:.2f})" for p in masks.parts) or "none")
+    # 4. segment3d: mask-guided clustering of mesh faces
+    with progress.stage("segment3d") as d:
+        seg = segment3d(cfg.segment3d, recon, masks, d)
+        progress.done("faces per part: " + ", ".join(map(str, seg.part_face_counts)))
+    # 5. amodal: complete parts into solids, carve their cavities in the base
+    with progress.stage("amodal") as d:
+        parts = amodal(cfg.amodal, recon, masks, seg, d)
+        progress.done(f"{len(parts.part_meshes)} watertight part(s) + base")
+    # 6. articulation_video: a clip of each part moving (generated, or the user's)
+    with progress.stage("articulation_video") as d:
+        part_motions = tuple(motions[k] if k < len(motions) else None for k in range(len(masks.parts)))
+        video = articulation_video(cfg.articulation_video, fg, recon, masks, parts, part_motions, d)
+        progress.done(", ".join(f"{c.part}: {len(c.frames)} frames ({c.source})" for c in video.clips) or "none")
+    # 7. joint_fit: dual-quaternion joint per part, fitted to its clip
+    with progress.stage("joint_fit") as d:
+        joints = joint_fit(cfg.joint_fit, recon, parts, video, d)
+        progress.done(", ".join(describe_joint(j) for j in joints.joints) or "none")
+    # 8. texture: UV atlas, photo projected, unseen texels filled
+    with progress.stage("texture") as d:
+        part_names = tuple(p.name for p in masks.parts)
+        textures = texture(cfg.texture, fg, recon, part_names, parts, d)
+        progress.done(f"base {textures.base.seen_fraction:.0%} of texels seen in the photo")
+    # 9. urdf_package: links, joints, collisions, inertials
+    with progress.stage("urdf_package") as d:
+        package = urdf_package(
+            cfg.urdf_package, name, photo_path, fg, recon, masks, joints, textures, cfg.max_dim, d
+        )
+        progress.done(str(package.urdf.relative_to(run.root)))
+    # 10. validate: load in PyBullet and MuJoCo, sweep joints, check physics data
+    with progress.stage("validate") as d:
+        report = validate(cfg.validate_, package, d)
+        progress.done(
+            f"{'passed' if report.passed else 'FAILED'}; pybullet {report.pybullet}, mujoco {report.mujoco}, "
+            f"max penetration {report.max_penetration_m * 1000:.1f} mm"
+        )
+
+    publish_artifacts(joints.joints, report)
+    if not report.passed:
+        run.finish("failed", package=str(package.package_dir), validation=report.passed)
+        raise stages.validate.UrdfValidationError(package.package_dir, report.issues)
+    final = ship_package(package.package_dir, out_dir / name)
+    run.finish("done", package=str(final.resolve()), validation=True)
+    return ConvertResult(run_dir=run.root, package_dir=final, validation=report, joints=joints.joints)
+
+
+class StageProgress:
+    """Times each stage, records it in the manifest and logs one progress line per stage."""
+
+    def __init__(self, run: RunRecord):
+        self.run = run
+        self.current: str | None = None
+
+    def stage(self, stage: str):
+        self.current = stage
+        self.start = time.perf_counter()
+        log.info("[%d/%d] %s ...", STAGES.index(stage) + 1, len(STAGES), stage)
+        return self.run.stage(stage)
+
+    def done(self, summary: str) -> None:
+        stage = self.current
+        seconds = time.perf_counter() - self.start
+        log.info("[%d/%d] %s done in %.1f s: %s", STAGES.index(stage) + 1, len(STAGES), stage, seconds, summary)
+        self.run.note(stage, summary)
+
+
+def package_name(photo: Path) -> str:
+    """A package name from the photo's file name, restricted to [A-Za-z0-9_]."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", photo.stem).strip("_") or "object"
+    return name if not name[0].isdigit() else f"object_{name}"
+
+
+def describe_joint(joint: stages.joint_fit.JointEstimate) -> str:
+    if joint.joint_type == "fixed":
+        return f"{joint.part}: fixed (no motion observed)"
+    axis = ", ".join(f"{a:+.2f}" for a in joint.axis_base)
+    unit = "rad" if joint.joint_type == "revolute" else "m"
+    return f"{joint.part}: {joint.joint_type} axis ({axis}) [{joint.lower:.2f}, {joint.upper:.2f}] {unit}"
+
+
+def publish_artifacts(joints, report) -> None:
+    """Joint table and validation report as Prefect artifacts (stable keys)."""
+    create_table_artifact(
+        key="urdf-joints",
+        table=[
+            {
+                "part": j.part,
+                "type": j.joint_type,
+                "axis_base": [round(a, 4) for a in j.axis_base],
+                "origin_base": [round(o, 4) for o in j.origin_base],
+                "lower": round(j.lower, 4),
+                "upper": round(j.upper, 4),
+                "confidence": round(j.confidence, 3),
+            }
+            for j in joints
+        ],
+        description="Joints fitted by image-to-urdf",
+    )
+    lines = [
+        f"# Validation: {'passed' if report.passed else 'FAILED'}",
+        f"- PyBullet loads: {report.pybullet}",
+        f"- MuJoCo loads: {report.mujoco}",
+        f"- Max part/base penetration: {report.max_penetration_m * 1000:.2f} mm",
+    ]
+    lines += [f"- issue: {issue}" for issue in report.issues]
+    create_markdown_artifact(key="urdf-validation", markdown="\n".join(lines))
+
+
+def ship_package(built: Path, final: Path) -> Path:
+    """Copy the validated package to its final place, replacing an older one atomically."""
+    with atomic_dir(final) as tmp:
+        shutil.copytree(built, tmp, dirs_exist_ok=True)
+    return final
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    repo = Path(__file__).resolve().parents[1]
+    result = image_to_urdf(photo=str(repo / "assets" / "cabinet.png"), out=str(repo / "out"))
+    print(result.package_dir)

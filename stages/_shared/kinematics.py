@@ -1,0 +1,203 @@
+"""Joint geometry shared by the stages that propose, fit and check joints (numpy, base frame).
+
+A joint moves a part's points by a magnitude ``m`` from rest: a revolute joint rotates them by
+``m`` radians about the line through ``origin`` along the unit ``axis`` (right-hand rule); a
+prismatic joint translates them by ``m`` metres along ``axis``. ``m = 0`` is the rest pose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+JointType = Literal["revolute", "prismatic"]
+
+
+@dataclass(frozen=True)
+class Box:
+    """An oriented bounding box kept upright (one axis is base +z).
+
+    Attributes
+    ----------
+    centre : (3,) float
+      Box centre in the base frame, metres.
+    axes : (3, 3) float
+      Rows are the box's unit axes in the base frame: ``axes[0]`` the horizontal axis closest to
+      +x (the front), ``axes[1] = z x axes[0]``, ``axes[2] = +z``. Right-handed.
+    extents : (3,) float
+      Full side lengths along ``axes``, metres.
+    """
+
+    centre: np.ndarray
+    axes: np.ndarray
+    extents: np.ndarray
+
+    @property
+    def diagonal(self) -> float:
+        return float(np.linalg.norm(self.extents))
+
+    def face_centre(self, axis: int, sign: int) -> np.ndarray:
+        """(3,) float centre of the face whose outward normal is ``sign * axes[axis]``."""
+        return self.centre + sign * 0.5 * self.extents[axis] * self.axes[axis]
+
+
+def upright_box(points: np.ndarray) -> Box:
+    """The smallest upright oriented box around ``points`` (min-area rectangle in the xy-plane).
+
+    Box-like objects stand on the ground, so their parts' edges are vertical or horizontal; an
+    upright box keeps those directions exactly, where a free 3D OBB may tilt on a near-cube.
+
+    Parameters
+    ----------
+    points : (n, 3) float
+      Points in the base frame (e.g. mesh vertices), metres; n >= 3.
+    """
+    import trimesh
+
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) < 3:
+        raise ValueError(f"`points` must be (n >= 3, 3), got {points.shape}")
+    T2, _ = trimesh.bounds.oriented_bounds_2D(points[:, :2])
+    # T2 maps xy into the rectangle's frame: its rows are the rectangle's axes in xy.
+    a = T2[:2, :2]
+    first = a[int(np.argmax(np.abs(a[:, 0])))]  # the rectangle axis closest to +/-x
+    first = first * (1.0 if first[0] >= 0 else -1.0)
+    x_axis = np.array([first[0], first[1], 0.0]) / np.linalg.norm(first)
+    z_axis = np.array([0.0, 0.0, 1.0])
+    axes = np.stack([x_axis, np.cross(z_axis, x_axis), z_axis])
+    local = points @ axes.T  # (n, 3) coordinates along the box axes
+    lo, hi = local.min(axis=0), local.max(axis=0)
+    return Box(centre=((lo + hi) / 2) @ axes, axes=axes, extents=hi - lo)
+
+
+def rotation_matrices(axis: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """(M, 3, 3) float rotations by ``angles`` (M,) radians about the unit ``axis`` (3,) (Rodrigues)."""
+    u = np.asarray(axis, dtype=np.float64)
+    u = u / np.linalg.norm(u)
+    angles = np.atleast_1d(np.asarray(angles, dtype=np.float64))
+    K = np.array([[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]])
+    s, c = np.sin(angles)[:, None, None], np.cos(angles)[:, None, None]
+    return np.eye(3) + s * K + (1.0 - c) * (K @ K)
+
+
+def move_points(
+    points: np.ndarray, joint_type: JointType, axis: np.ndarray, origin: np.ndarray, magnitudes: np.ndarray
+) -> np.ndarray:
+    """Positions of a part's points after the joint moved by each magnitude.
+
+    Parameters
+    ----------
+    points : (n, 3) float
+      Points of the part at rest, base frame, metres.
+    joint_type : {"revolute", "prismatic"}
+    axis : (3,) float
+      Joint axis (normalised here).
+    origin : (3,) float
+      A point on a revolute joint's axis; unused for prismatic joints.
+    magnitudes : (M,) float
+      Radians (revolute) or metres (prismatic) from rest.
+
+    Returns
+    -------
+    (M, n, 3) float
+    """
+    points = np.asarray(points, dtype=np.float64)
+    magnitudes = np.atleast_1d(np.asarray(magnitudes, dtype=np.float64))
+    u = np.asarray(axis, dtype=np.float64)
+    u = u / np.linalg.norm(u)
+    if joint_type == "prismatic":
+        return points[None] + magnitudes[:, None, None] * u
+    if joint_type != "revolute":
+        raise ValueError(f"`joint_type` must be 'revolute' or 'prismatic', got {joint_type!r}")
+    o = np.asarray(origin, dtype=np.float64)
+    R = rotation_matrices(u, magnitudes)  # (M, 3, 3)
+    return np.einsum("mij,nj->mni", R, points - o) + o
+
+
+def joint_matrix(joint_type: JointType, axis: np.ndarray, origin: np.ndarray, magnitude: float) -> np.ndarray:
+    """(4, 4) float transform of the part's points for one joint magnitude (base frame)."""
+    u = np.asarray(axis, dtype=np.float64)
+    u = u / np.linalg.norm(u)
+    T = np.eye(4)
+    if joint_type == "prismatic":
+        T[:3, 3] = magnitude * u
+        return T
+    if joint_type != "revolute":
+        raise ValueError(f"`joint_type` must be 'revolute' or 'prismatic', got {joint_type!r}")
+    o = np.asarray(origin, dtype=np.float64)
+    R = rotation_matrices(u, [magnitude])[0]
+    T[:3, :3] = R
+    T[:3, 3] = o - R @ o
+    return T
+
+
+def free_range(
+    base,
+    part_points: np.ndarray,
+    joint_type: JointType,
+    axis: np.ndarray,
+    origin: np.ndarray,
+    limit: float,
+    tolerance: float,
+    steps: int = 24,
+    refine: int = 5,
+) -> float:
+    """How far the joint can move from rest towards ``limit`` before the part enters the base.
+
+    The part's sample points are moved over a grid of magnitudes in one batch and tested with
+    the base's signed distance (trimesh: positive inside); the first colliding step is then
+    narrowed by bisection. Points already inside the base at rest are ignored (contact at rest
+    is the amodal stage's business, not the joint's).
+
+    Parameters
+    ----------
+    base : trimesh.Trimesh
+      Watertight base mesh, base frame at rest, metres.
+    part_points : (n, 3) float
+      Points sampled on the part's surface at rest.
+    joint_type, axis, origin
+      The joint, as in :func:`move_points`.
+    limit : float
+      Largest magnitude considered (negative to explore the closing direction), rad or m.
+    tolerance : float
+      Penetration depth below which a point does not count as inside, metres.
+    steps, refine : int
+      Grid steps from 0 to ``limit``, then bisection iterations on the first colliding step.
+
+    Returns
+    -------
+    float
+      The reachable magnitude, between 0 and ``limit`` (same sign).
+    """
+    import trimesh
+
+    points = np.asarray(part_points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"`part_points` must be (n, 3), got {points.shape}")
+    if limit == 0 or len(points) == 0:
+        return 0.0
+    free_at_rest = trimesh.proximity.signed_distance(base, points) <= tolerance
+    points = points[free_at_rest]
+    if len(points) == 0:
+        return float(limit)
+
+    def collides(mags: np.ndarray) -> np.ndarray:
+        moved = move_points(points, joint_type, axis, origin, mags)  # (M, n, 3)
+        depth = trimesh.proximity.signed_distance(base, moved.reshape(-1, 3)).reshape(len(mags), -1)
+        return (depth > tolerance).any(axis=1)
+
+    grid = np.linspace(0.0, limit, steps + 1)[1:]
+    hit = collides(grid)
+    if not hit.any():
+        return float(limit)
+    first = int(np.argmax(hit))
+    lo, hi = (grid[first - 1] if first > 0 else 0.0), grid[first]
+    for _ in range(refine):  # bisection on the first colliding step
+        mid = 0.5 * (lo + hi)
+        if collides(np.array([mid]))[0]:
+            hi = mid
+        else:
+            lo = mid
+    return float(lo)

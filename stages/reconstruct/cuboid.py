@@ -1,0 +1,541 @@
+"""Reconstruct backend "cuboid": fit a camera and an upright box to the mask, then carve it.
+
+Box-like articulated objects (cabinets, drawer units, microwaves, ovens, safes, boxes) stand on
+the ground and are photographed with a level camera (roll 0). So the whole scene, up to scale,
+is eight numbers: the box's depth and width relative to its height, the camera's azimuth and
+elevation seen from the box centre, its field of view, its distance and where the box centre
+falls in the image. They are found by maximising the overlap of the box's projected silhouette
+with the foreground mask, plus a region term: the box's visible faces (front, side, top) should
+each cover a region of near-uniform colour. The silhouette alone leaves the sign of the azimuth
+and the split between depth and width nearly free when one side face is seen edge-on; the shade
+change between faces pins them.
+
+The fitted box is then carved from this one view (voxels projecting outside the mask are
+dropped). When carving removes almost nothing the exact box is kept, with clean planar faces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from stages._shared.camera import Camera
+from stages._shared.io import read_mask, read_rgb, write_json, write_mesh
+from stages._shared.raster import rasterize
+
+log = logging.getLogger(__name__)
+
+#: Box corners in units of (depth, width, height): x in {-1/2, 1/2}, y in {-1/2, 1/2}, z in {0, 1}.
+_CORNERS = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (0.0, 1.0)])
+#: The six box faces as corner indices in order around the face, and each face's outward normal.
+_FACES = np.array(
+    [[4, 6, 7, 5], [0, 1, 3, 2], [2, 3, 7, 6], [0, 4, 5, 1], [1, 5, 7, 3], [0, 2, 6, 4]]
+)  # +x, -x, +y, -y, +z, -z
+_NORMALS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
+#: The 12 box edges (corner index pairs) and the two faces (indices into _FACES) each borders.
+_EDGES = np.array([[4, 6], [6, 7], [7, 5], [5, 4], [0, 1], [1, 3], [3, 2], [2, 0], [2, 6], [3, 7], [1, 5], [0, 4]])
+_EDGE_FACES = np.array([[0, 5], [0, 2], [0, 4], [0, 3], [1, 3], [1, 4], [1, 2], [1, 5], [2, 5], [2, 4], [3, 4], [3, 5]])
+#: Where along an edge its image support is sampled (edge ends avoided: corners are ambiguous).
+_EDGE_SAMPLES = np.linspace(0.1, 0.9, 17)
+#: Objective value for a parameter set that puts the camera inside or behind the box.
+_INVALID = 10.0
+#: Subpixel bits for cv2 polygon filling.
+_SHIFT = 4
+#: Silhouettes are filled on a canvas of about this many pixels a side, then area-averaged to the fit size.
+_CANVAS_SIDE = 512
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: Literal["cuboid"] = "cuboid"
+    fov_deg_range: tuple[float, float] = Field((15.0, 75.0), description="range of the camera's vertical field of view, degrees")
+    elevation_deg_range: tuple[float, float] = Field(
+        (-10.0, 60.0), description="range of the camera's elevation seen from the box centre, degrees"
+    )
+    azimuth_deg_max: float = Field(
+        55.0, gt=0, lt=90, description="largest |azimuth| of the camera from the box's front normal searched, degrees"
+    )
+    fit_side: int = Field(128, ge=32, description="longer side of the downscaled mask the coarse search runs on, pixels")
+    refine_side: int = Field(384, ge=32, description="longer side of the mask the final refinement runs on, pixels")
+    edge_weight: float = Field(
+        0.1, ge=0, description="weight of the inner-edge image support term against 1 - silhouette IoU"
+    )
+    fov_prior_deg: tuple[float, float] = Field(
+        (40.0, 10.0), description="mean and spread of the field of view expected in product photos, degrees"
+    )
+    depth_width_prior: float = Field(
+        0.7, gt=0, description="spread of log(depth / width) around 0 expected when the photo cannot tell, unitless"
+    )
+    prior_weight: float = Field(
+        0.005, ge=0, description="cost of a one-spread deviation from the priors, in units of silhouette IoU"
+    )
+    n_refine: int = Field(6, ge=1, description="number of best grid starts refined by Nelder-Mead")
+    max_evals: int = Field(700, ge=50, description="objective evaluations per Nelder-Mead refinement")
+    carve_voxels: int = Field(64, ge=8, description="voxels along the box's longest side when carving")
+    carve_tolerance: float = Field(
+        0.01, ge=0, description="mask dilation before carving, as a fraction of the image's longer side"
+    )
+    carve_min_removed: float = Field(
+        0.05, ge=0, lt=1, description="carved volume fraction below which the exact box is kept"
+    )
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """A box-and-camera hypothesis in the unit-height box frame (box height 1)."""
+
+    depth: float  # box extent along x (front normal), in box heights
+    width: float  # box extent along y, in box heights
+    azimuth: float  # rad, camera direction from the box centre, from +x towards +y
+    elevation: float  # rad, above the horizontal plane through the box centre
+    fov: float  # rad, vertical field of view
+    u0: float  # image x of the box centre, pixels
+    v0: float  # image y of the box centre, pixels
+    size: float  # projected half-diagonal of the box, pixels (sets the distance)
+
+
+def run(cfg: Config, fg, max_dim: float, out_dir: Path):
+    """Fit a camera and a box to the foreground, carve it and scale it to ``max_dim``.
+
+    Parameters
+    ----------
+    cfg : Config
+    fg : ForegroundResult
+      The working image and its mask; the returned camera is for this image's pixel grid.
+    max_dim : float
+      The object's largest dimension, metres.
+    out_dir : Path
+      Receives ``mesh.glb`` (watertight, base frame), ``camera.json`` and ``fit.json``.
+    """
+    from stages.reconstruct import ReconstructResult
+
+    # 1. Inputs at working resolution.
+    mask = read_mask(fg.mask)
+    image = read_rgb(fg.image)
+    if mask.shape != image.shape[:2] or mask.shape != (fg.height, fg.width):
+        raise ValueError(
+            f"{fg.mask}: mask {mask.shape} and image {image.shape[:2]} must both be ({fg.height}, {fg.width}); "
+            "re-run the foreground stage"
+        )
+    if not mask.any():
+        raise ValueError(f"{fg.mask}: mask is empty; re-run the foreground stage on a photo with an object")
+    height, width = mask.shape
+
+    # 2. Fit box and camera on a downscaled copy, then choose which face is the front.
+    fit, score = _fit_box(cfg, mask, image)
+    fit = _front_by_visible_area(fit, width, height)
+
+    # 3. Camera and box in the unit-height frame at working resolution; carve.
+    T_unit, f = _pose(fit, width, height)
+    camera_unit = _make_camera(T_unit, f, width, height)
+    extents_unit = np.array([fit.depth, fit.width, 1.0])
+    mesh, removed = _carve(cfg, camera_unit, mask, extents_unit)
+
+    # 4. Base frame: origin at the bottom centre of the bbox, largest extent = max_dim.
+    lo, hi = mesh.bounds
+    shift = np.array([-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, -lo[2]])
+    scale = max_dim / float((hi - lo).max())
+    mesh.apply_translation(shift)
+    mesh.apply_scale(scale)
+    T = T_unit.copy()
+    T[:3, 3] = (T[:3, 3] + shift) * scale
+    camera = _make_camera(T, f, width, height)
+    if not mesh.is_watertight:
+        raise RuntimeError(f"reconstruct: carved mesh for {fg.mask} is not watertight; report this photo as a bug")
+
+    # 5. Silhouette agreement at working resolution; write outputs.
+    rendered = rasterize(camera, mesh.vertices, mesh.faces).mask
+    iou = float((rendered & mask).sum() / max((rendered | mask).sum(), 1))
+    extents = tuple(float(e) for e in mesh.extents)
+    out_dir = Path(out_dir)
+    mesh_path = write_mesh(out_dir / "mesh.glb", mesh)
+    camera_path = write_json(out_dir / "camera.json", camera.to_dict())
+    write_json(
+        out_dir / "fit.json",
+        {
+            "azimuth_deg": float(np.degrees(fit.azimuth)),
+            "elevation_deg": float(np.degrees(fit.elevation)),
+            "fov_deg": float(np.degrees(fit.fov)),
+            "box_extents_m": (extents_unit * scale).tolist(),
+            "fit_objective": score,
+            "carved_fraction": removed,
+            "carved": removed >= cfg.carve_min_removed,
+            "silhouette_iou": iou,
+            "scale_m_per_unit": scale,
+        },
+    )
+    log.info(
+        "reconstruct: azimuth %.1f deg, elevation %.1f deg, fov %.1f deg, extents %.3f x %.3f x %.3f m, "
+        "carved %.1f%%, silhouette IoU %.3f",
+        np.degrees(fit.azimuth), np.degrees(fit.elevation), np.degrees(fit.fov), *extents, 100 * removed, iou,
+    )
+    return ReconstructResult(
+        mesh=mesh_path, camera=camera, camera_json=camera_path, extents_m=extents, silhouette_iou=iou
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Camera geometry
+
+
+def _pose(fit: _Fit, width: float, height: float) -> tuple[np.ndarray, float]:
+    """``T_base_camera`` (4, 4) and focal length (pixels) of a hypothesis, for a width x height image.
+
+    The camera is level (its x axis horizontal), sits at ``azimuth``/``elevation`` from the box
+    centre (0, 0, 1/2), and is turned so that the box centre projects to (u0, v0). ``u0``, ``v0``
+    and ``size`` are in pixels of this image size.
+    """
+    f = 0.5 * height / np.tan(0.5 * fit.fov)
+    radius = 0.5 * np.sqrt(fit.depth**2 + fit.width**2 + 1.0)
+    distance = f * radius / fit.size
+    ca, sa, ce, se = np.cos(fit.azimuth), np.sin(fit.azimuth), np.cos(fit.elevation), np.sin(fit.elevation)
+    centre = np.array([0.0, 0.0, 0.5])
+    eye = centre + distance * np.array([ce * ca, ce * sa, se])
+    w = -np.array([ce * ca, ce * sa, se])  # unit direction camera -> box centre, base frame
+
+    # Ray through (u0, v0) in the camera frame; find yaw psi and pitch theta of a level camera
+    # that maps it onto w. Camera axes: z = (c_t c_p, c_t s_p, s_t), x = (s_p, -c_p, 0), y = z cross x.
+    r = np.array([(fit.u0 - width / 2) / f, (fit.v0 - height / 2) / f, 1.0])
+    r /= np.linalg.norm(r)
+    rho = np.hypot(r[1], r[2])
+    theta = np.arctan2(r[1], r[2]) + np.arcsin(np.clip(w[2] / rho, -1.0, 1.0))
+    q = r[1] * np.sin(theta) + r[2] * np.cos(theta)
+    psi = np.arctan2(w[1], w[0]) - np.arctan2(-r[0], q)
+    z = np.array([np.cos(theta) * np.cos(psi), np.cos(theta) * np.sin(psi), np.sin(theta)])
+    x = np.array([np.sin(psi), -np.cos(psi), 0.0])
+    T = np.eye(4)
+    T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = x, np.cross(z, x), z, eye
+    return T, float(f)
+
+
+def _make_camera(T_base_camera: np.ndarray, f: float, width: int, height: int) -> Camera:
+    return Camera(
+        width=int(width),
+        height=int(height),
+        fx=float(f),
+        fy=float(f),
+        cx=width / 2.0,
+        cy=height / 2.0,
+        T_base_camera=tuple(tuple(float(v) for v in row) for row in T_base_camera),
+    )
+
+
+def _project_corners(fit: _Fit, width: float, height: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(8, 2) float pixel positions of the box corners and (3,) camera centre; None if a corner is behind."""
+    T, f = _pose(fit, width, height)
+    corners = _CORNERS * np.array([fit.depth, fit.width, 1.0])
+    pc = (corners - T[:3, 3]) @ T[:3, :3]  # base -> camera frame
+    if pc[:, 2].min() <= 1e-3:
+        return None
+    uv = f * pc[:, :2] / pc[:, 2:3] + np.array([width / 2, height / 2])
+    return uv, T[:3, 3]
+
+
+def _visible_faces(fit: _Fit, eye: np.ndarray) -> np.ndarray:
+    """Indices into ``_FACES`` of the box faces whose outer side faces the camera at ``eye``."""
+    offsets = np.array([fit.depth / 2, fit.depth / 2, fit.width / 2, fit.width / 2, 1.0, 0.0])  # plane n.x = offset
+    return np.flatnonzero(_NORMALS @ eye > offsets)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fitting
+
+
+class _Objective:
+    """1 - soft silhouette IoU + ``edge_weight`` * (1 - image-edge support of the box's inner edges)
+    + ``prior_weight`` * (squared deviations of the field of view and of log(depth / width) from
+    their priors, in spreads).
+
+    Evaluated on a copy of the mask and image downscaled to ``cfg.fit_side``.
+    """
+
+    def __init__(self, cfg: Config, mask: np.ndarray, image: np.ndarray, side: int):
+        import cv2
+
+        height, width = mask.shape
+        self.s = min(1.0, side / max(height, width))
+        self.w = max(8, int(round(width * self.s)))
+        self.h = max(8, int(round(height * self.s)))
+        self.mask = cv2.resize(mask.astype(np.float32), (self.w, self.h), interpolation=cv2.INTER_AREA)
+        self.mask_sum = float(self.mask.sum())
+        self.edge_weight = cfg.edge_weight
+        ys, xs = np.nonzero(self.mask > 0.5)
+        if len(xs) == 0:
+            raise ValueError(f"mask has no pixel left at {self.w}x{self.h}; the object is too small in the photo")
+        lo, hi = np.array([xs.min(), ys.min()]), np.array([xs.max(), ys.max()]) + 1.0
+        self.bbox_centre, self.bbox_size = (lo + hi) / 2, hi - lo
+        self.supersample = max(1, int(round(_CANVAS_SIDE / max(self.w, self.h))))
+        self.gx, self.gy, self.g_ref = _gradients(image, mask, (self.w, self.h))
+        self.lo_fov, self.hi_fov = np.radians(cfg.fov_deg_range)
+        self.lo_el, self.hi_el = np.radians(cfg.elevation_deg_range)
+        self.az_max = np.radians(cfg.azimuth_deg_max)
+        self.fov_mean, self.fov_sd = np.radians(cfg.fov_prior_deg)
+        self.ratio_sd = cfg.depth_width_prior
+        self.prior_weight = cfg.prior_weight
+        self.canvas = np.zeros((self.h * self.supersample, self.w * self.supersample), np.uint8)
+
+    # Unbounded parameter vector <-> hypothesis (fit-image pixels).
+    def decode(self, p: np.ndarray) -> _Fit:
+        sig = 1.0 / (1.0 + np.exp(-np.clip(p[[3, 4]], -30, 30)))
+        return _Fit(
+            depth=float(np.exp(np.clip(p[0], -4, 4))),
+            width=float(np.exp(np.clip(p[1], -4, 4))),
+            azimuth=float(self.az_max * np.tanh(p[2])),
+            elevation=float(self.lo_el + (self.hi_el - self.lo_el) * sig[0]),
+            fov=float(self.lo_fov + (self.hi_fov - self.lo_fov) * sig[1]),
+            u0=float(p[5]),
+            v0=float(p[6]),
+            size=float(np.exp(np.clip(p[7], -10, 10))),
+        )
+
+    def encode(self, fit: _Fit) -> np.ndarray:
+        def logit(x):
+            x = np.clip(x, 1e-6, 1 - 1e-6)
+            return np.log(x / (1 - x))
+
+        return np.array(
+            [
+                np.log(fit.depth),
+                np.log(fit.width),
+                np.arctanh(np.clip(fit.azimuth / self.az_max, -0.999, 0.999)),
+                logit((fit.elevation - self.lo_el) / (self.hi_el - self.lo_el)),
+                logit((fit.fov - self.lo_fov) / (self.hi_fov - self.lo_fov)),
+                fit.u0,
+                fit.v0,
+                np.log(fit.size),
+            ]
+        )
+
+    def iou(self, uv: np.ndarray) -> float:
+        """Soft IoU of the convex hull of ``uv`` (box corners, fit pixels) with the mask.
+
+        The hull is filled at ``supersample`` times the resolution and area-averaged, which
+        gives each pixel its covered fraction (cv2's anti-aliased fill dilates by ~0.7 px).
+        """
+        import cv2
+
+        k = self.supersample
+        # Our pixel centres sit at +0.5, cv2's at integers: shift by half a (supersampled) pixel.
+        hull = cv2.convexHull(np.round((uv * k - 0.5) * (1 << _SHIFT)).astype(np.int32))
+        self.canvas[:] = 0
+        cv2.fillConvexPoly(self.canvas, hull, 255, shift=_SHIFT)
+        sil = cv2.resize(self.canvas, (self.w, self.h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        inter = float(np.minimum(sil, self.mask).sum())
+        return inter / max(float(sil.sum()) + self.mask_sum - inter, 1e-9)
+
+    def edge_support(self, fit: _Fit, uv: np.ndarray, eye: np.ndarray) -> float:
+        """Mean image-gradient strength across the box's inner edges, in [0, 1]."""
+        from scipy.ndimage import map_coordinates
+
+        edges = _inner_edges(fit, eye)
+        if len(edges) == 0:
+            return 0.0
+        t = _EDGE_SAMPLES[:, None]
+        a, b = uv[edges[:, 0]], uv[edges[:, 1]]  # (E, 2) edge end points
+        pts = a[:, None, :] + (b - a)[:, None, :] * t  # (E, S, 2)
+        normal = np.stack([a[:, 1] - b[:, 1], b[:, 0] - a[:, 0]], axis=1)
+        normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+        coords = [pts[..., 1].ravel() - 0.5, pts[..., 0].ravel() - 0.5]  # (row, col) of pixel centres
+        gx = map_coordinates(self.gx, coords, order=1, mode="nearest").reshape(pts.shape[:2])
+        gy = map_coordinates(self.gy, coords, order=1, mode="nearest").reshape(pts.shape[:2])
+        across = np.abs(gx * normal[:, 0:1] + gy * normal[:, 1:2])  # (E, S)
+        return float(np.minimum(across / self.g_ref, 1.0).mean())
+
+    def align(self, fit: _Fit) -> _Fit | None:
+        """Move and scale a hypothesis (u0, v0, size) so its outline's bbox matches the mask's."""
+        for _ in range(3):
+            projected = _project_corners(fit, self.w, self.h)
+            if projected is None:
+                return None
+            lo, hi = projected[0].min(axis=0), projected[0].max(axis=0)
+            ratio = float(np.sqrt(np.prod(self.bbox_size) / max(np.prod(hi - lo), 1e-9)))
+            shift = self.bbox_centre - (lo + hi) / 2
+            fit = dataclasses.replace(fit, u0=fit.u0 + shift[0], v0=fit.v0 + shift[1], size=fit.size * ratio)
+        return fit
+
+    def minimize(self, p0: np.ndarray, max_evals: int) -> tuple[np.ndarray, float]:
+        """Nelder-Mead from ``p0``, restarted once (a fresh simplex escapes a collapsed one)."""
+        from scipy.optimize import minimize
+
+        extent = float(self.bbox_size.max())
+        steps = np.array([0.3, 0.3, 0.25, 0.4, 0.5, 0.03 * extent, 0.03 * extent, 0.1])
+        for _ in range(2):
+            res = minimize(
+                self,
+                p0,
+                method="Nelder-Mead",
+                options={
+                    "initial_simplex": np.vstack([p0, p0 + np.diag(steps)]),
+                    "maxfev": max_evals // 2,
+                    "xatol": 1e-4,
+                    "fatol": 1e-6,
+                },
+            )
+            p0, steps = res.x, steps * 0.5
+        return res.x, float(res.fun)
+
+    def __call__(self, p: np.ndarray) -> float:
+        fit = self.decode(p)
+        projected = _project_corners(fit, self.w, self.h)
+        if projected is None:
+            return _INVALID
+        uv, eye = projected
+        if np.linalg.norm(eye - [0, 0, 0.5]) < 1.05 * 0.5 * np.sqrt(fit.depth**2 + fit.width**2 + 1):
+            return _INVALID
+        cost = 1.0 - self.iou(uv) + self.prior_weight * (
+            ((fit.fov - self.fov_mean) / self.fov_sd) ** 2 + (np.log(fit.depth / fit.width) / self.ratio_sd) ** 2
+        )
+        if self.edge_weight > 0:
+            cost += self.edge_weight * (1.0 - self.edge_support(fit, uv, eye))
+        return cost
+
+
+def _gradients(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Luminance gradients (gx, gy), (h, w) float, of the object's image downscaled to ``size`` = (w, h).
+
+    The background is first replaced by the colour of the nearest object pixel, so the outline
+    itself carries no gradient: only edges inside the object (between its faces) do. Also
+    returns a reference strength (a high percentile of the gradient magnitude inside the mask),
+    so that edge support is relative to the photo's own contrast.
+    """
+    import cv2
+    from scipy.ndimage import distance_transform_edt
+
+    _, (iy, ix) = distance_transform_edt(~mask, return_indices=True)
+    filled = image[iy, ix]  # (H, W, 3): background takes the nearest object pixel's colour
+    gray = cv2.resize(filled, size, interpolation=cv2.INTER_AREA).astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    gray = cv2.GaussianBlur(gray / 255.0, (0, 0), 0.8)
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    small = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    magnitude = np.hypot(gx, gy)[small]
+    g_ref = float(np.percentile(magnitude, 95)) if magnitude.size else 0.0
+    return gx, gy, max(g_ref, 1e-3)
+
+
+def _inner_edges(fit: _Fit, eye: np.ndarray) -> np.ndarray:
+    """(E, 2) corner indices of box edges shared by two visible faces (they lie inside the outline)."""
+    visible = np.zeros(6, dtype=bool)
+    visible[_visible_faces(fit, eye)] = True
+    return _EDGES[visible[_EDGE_FACES[:, 0]] & visible[_EDGE_FACES[:, 1]]]
+
+
+def _fit_box(cfg: Config, mask: np.ndarray, image: np.ndarray) -> tuple[_Fit, float]:
+    """Best hypothesis (in working-image pixels) and its objective value.
+
+    A grid of angle and proportion guesses, each placed over the mask's bounding box, is scored
+    on a small copy of the mask; the best few are refined by Nelder-Mead, and the winner is
+    refined again at ``cfg.refine_side``, where the thin side and top faces span enough pixels
+    to pin the box's depth.
+    """
+    coarse = _Objective(cfg, mask, image, cfg.fit_side)
+
+    # 1. Coarse grid over the angles and the box proportions, each aligned to the mask's bbox.
+    starts = []
+    for az in np.radians([-40, -25, -10, 0, 10, 25, 40]):
+        for el in np.radians([5, 20, 35, 50]):
+            for depth, width in itertools.product([0.3, 0.6, 1.2, 2.4], repeat=2):
+                guess = _Fit(depth, width, az, el, np.radians(40.0), coarse.bbox_centre[0], coarse.bbox_centre[1], 1.0)
+                guess = coarse.align(guess)
+                if guess is not None:
+                    starts.append(coarse.encode(guess))
+    scores = np.array([coarse(p) for p in starts])
+
+    # 2. Refine the best few on the coarse mask.
+    best_p, best = None, np.inf
+    for i in np.argsort(scores)[: cfg.n_refine]:
+        p, value = coarse.minimize(starts[i], cfg.max_evals)
+        if value < best:
+            best_p, best = p, value
+
+    # 3. Refine the winner at the finer resolution.
+    fine = _Objective(cfg, mask, image, cfg.refine_side)
+    p, best = fine.minimize(fine.encode(_rescale(coarse.decode(best_p), fine.s / coarse.s)), cfg.max_evals)
+    return _rescale(fine.decode(p), 1.0 / fine.s), best
+
+
+def _rescale(fit: _Fit, factor: float) -> _Fit:
+    """The same hypothesis for an image resized by ``factor`` (pixel quantities scale)."""
+    return dataclasses.replace(fit, u0=fit.u0 * factor, v0=fit.v0 * factor, size=fit.size * factor)
+
+
+def _front_by_visible_area(fit: _Fit, width: int, height: int) -> _Fit:
+    """Relabel the box so that +x is the vertical face with the larger projected area.
+
+    A box of depth d and width w seen from azimuth a is the same box, turned a quarter, of depth
+    w and width d seen from a -/+ 90 deg; the front is the side the photo mostly shows.
+    """
+    uv, eye = _project_corners(fit, width, height)
+    best_face, best_area = 0, -1.0
+    for face in _visible_faces(fit, eye):
+        if face >= 4:  # top/bottom are never the front
+            continue
+        x, y = uv[_FACES[face], 0], uv[_FACES[face], 1]
+        area = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+        if area > best_area:
+            best_face, best_area = face, area
+    turn = {0: 0.0, 1: np.pi, 2: np.pi / 2, 3: -np.pi / 2}[best_face]  # face normal's angle from +x
+    if turn == 0.0:
+        return fit
+    depth, width_ = (fit.depth, fit.width) if best_face < 2 else (fit.width, fit.depth)
+    azimuth = float(np.angle(np.exp(1j * (fit.azimuth - turn))))
+    return _Fit(depth, width_, azimuth, fit.elevation, fit.fov, fit.u0, fit.v0, fit.size)
+
+
+# ----------------------------------------------------------------------------------------------
+# Carving
+
+
+def _carve(cfg: Config, camera: Camera, mask: np.ndarray, extents: np.ndarray):
+    """Carve the box ``extents`` (base frame, origin at its bottom centre) by the mask.
+
+    Returns the watertight mesh (the exact box when carving removes less than
+    ``cfg.carve_min_removed`` of the volume) and the removed volume fraction.
+    """
+    import cv2
+    import trimesh
+    from skimage.measure import marching_cubes
+
+    voxel = float(extents.max()) / cfg.carve_voxels
+    counts = np.maximum(np.ceil(extents / voxel).astype(int), 2)
+    voxel_sizes = extents / counts
+    lo = np.array([-extents[0] / 2, -extents[1] / 2, 0.0])
+    axes = [lo[k] + (np.arange(counts[k]) + 0.5) * voxel_sizes[k] for k in range(3)]
+    centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)  # (X*Y*Z, 3)
+
+    radius = int(np.ceil(cfg.carve_tolerance * max(mask.shape)))
+    if radius > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        allowed = cv2.dilate(mask.astype(np.uint8), kernel) > 0
+    else:
+        allowed = mask
+    uv, depth = camera.project(centres)
+    px = np.floor(uv).astype(np.int64)
+    inside = (depth > 0) & (px[:, 0] >= 0) & (px[:, 0] < mask.shape[1]) & (px[:, 1] >= 0) & (px[:, 1] < mask.shape[0])
+    keep = np.zeros(len(centres), dtype=bool)
+    keep[inside] = allowed[px[inside, 1], px[inside, 0]]
+    removed = 1.0 - float(keep.mean())
+
+    if removed < cfg.carve_min_removed:
+        box = trimesh.creation.box(extents=extents)
+        box.apply_translation([0.0, 0.0, extents[2] / 2])
+        return box, removed
+
+    occupancy = np.pad(keep.reshape(*counts).astype(np.float32), 1)
+    verts, faces, _, _ = marching_cubes(occupancy, level=0.5, spacing=tuple(voxel_sizes))
+    verts += lo - voxel_sizes * 0.5  # padded index 0 is half a voxel outside the box
+    mesh = trimesh.Trimesh(verts, faces, process=True)
+    parts = mesh.split(only_watertight=True)
+    if len(parts) == 0:
+        raise RuntimeError("reconstruct: carving left no closed surface; report this photo as a bug")
+    mesh = max(parts, key=lambda m: m.volume) if len(parts) > 1 else parts[0]
+    mesh.fix_normals()
+    return mesh, removed

@@ -1,0 +1,541 @@
+"""URDF package backend "template": links, joints, convex collisions and inertials, written as
+a package (DESIGN.md layout) through a Jinja template.
+
+Layout of ``<out_dir>/<name>/``::
+
+    <name>.urdf                     links and joints; mesh paths relative to this file
+    meshes/visual/<link>.obj        textured visual mesh (+ .mtl + .png), in the link frame
+    meshes/collision/<link>_<i>.obj convex pieces (CoACD), in the link frame
+    masks/<part>.png                the part's mask in the input photo
+    package.json                    machine-readable summary (joints, camera, scale, validation)
+
+Frames: every link frame is parallel to the base frame. The base link's frame is the base frame;
+a child link's frame sits at its joint's ``origin_base`` (a point on the joint axis, base frame at
+rest), so that the joint rotates or slides the child about its own frame origin. Mesh vertices are
+written in the link frame: the child's meshes are shifted by ``-origin_base`` when written, and
+every ``<visual>``/``<collision>`` origin is the identity.
+
+:func:`write_package` is the reusable writer (the ground-truth generator writes its packages with
+it too); :func:`run` gathers the pipeline's stage results into its inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from stages._shared.camera import Camera
+from stages._shared.io import atomic_dir, read_mask, sha256_file, write_bytes, write_image, write_json, write_mesh
+from stages._shared.io import write_textured_obj
+
+log = logging.getLogger(__name__)
+
+#: The version string written to package.json.
+VERSION = "image-to-urdf 0.1.0"
+#: Folder of the Jinja templates (repository root / urdf_templates).
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "urdf_templates"
+#: Names of packages, links and joints (SAPIEN / Isaac Sim importers expect these).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+#: Significant digits of every number written to the URDF.
+URDF_DIGITS = 10
+
+JointType = Literal["revolute", "prismatic", "fixed"]
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: Literal["template"] = "template"
+    density_kg_m3: float = Field(400.0, gt=0, description="Density of every link's solid, kg/m^3 (light wood/MDF).")
+    effort: float = Field(20.0, gt=0, description="Joint effort limit, N*m (revolute) or N (prismatic).")
+    velocity: float = Field(1.0, gt=0, description="Joint velocity limit, rad/s (revolute) or m/s (prismatic).")
+    damping: float = Field(0.1, ge=0, description="Joint damping, N*m*s/rad or N*s/m.")
+    friction: float = Field(0.0, ge=0, description="Joint dry friction, N*m or N.")
+    coacd_threshold: float = Field(
+        0.04, gt=0, le=1, description="CoACD concavity threshold (fraction of the link's size); lower keeps cavities open."
+    )
+    coacd_max_hulls: int = Field(32, ge=-1, description="Most convex pieces per link; -1 for no limit.")
+    coacd_resolution: int = Field(1000, ge=100, description="CoACD sampling resolution (points per hull metric).")
+    coacd_mcts_iterations: int = Field(100, ge=10, description="CoACD tree-search iterations per cut.")
+    coacd_seed: int = Field(0, description="CoACD random seed (decompositions are deterministic per seed).")
+    convex_tolerance: float = Field(
+        1e-3, ge=0, description="A link whose convex hull exceeds its volume by at most this fraction is one convex piece."
+    )
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """One link to write.
+
+    name : ``[A-Za-z0-9_]+``.
+    mesh : trimesh.Trimesh in the base frame at rest, metres; a closed surface (watertight once
+      coincident vertices are merged, as for a textured mesh split along UV seams). Its visual is
+      a ``TextureVisuals`` with an image, or face/vertex colours (turned into a palette texture).
+    """
+
+    name: str
+    mesh: object
+
+
+@dataclass(frozen=True)
+class JointSpec:
+    """One joint to write, in the base frame at rest.
+
+    axis : (3,) unit axis. origin : (3,) point on the axis, metres; the child link's frame.
+    lower / upper : limits, radians or metres from rest. extra : more keys for this joint's
+    entry in package.json (mask, click, confidence, ...).
+    """
+
+    name: str
+    type: JointType
+    parent: str
+    child: str
+    axis: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    lower: float
+    upper: float
+    extra: dict = field(default_factory=dict)
+
+
+def run(cfg: Config, name: str, photo: Path, fg, recon, masks, joints, texture, scale_m: float, out_dir: Path):
+    """Assemble the pipeline's results into ``out_dir/<name>/``.
+
+    Parameters
+    ----------
+    cfg : Config
+    name : str
+      Package name, ``[A-Za-z0-9_]+``.
+    photo : Path
+      The original input photo (hashed into package.json; its size fixes the camera's pixel grid).
+    fg : ForegroundResult
+      The pixel grid the camera and masks were estimated on.
+    recon : ReconstructResult
+      ``camera`` on ``fg``'s pixel grid, base frame.
+    masks : PartMasksResult
+      Part masks, clicks and mask confidences; ``parts[k].name`` names link k + 1.
+    joints : JointFitResult
+      One joint per part (matched by part name).
+    texture : TextureResult
+      Textured visual meshes (base frame at rest); also the solids for inertia and collision.
+    scale_m : float
+      The object's largest dimension used to scale the reconstruction, metres.
+    out_dir : Path
+
+    Returns
+    -------
+    UrdfPackageResult
+    """
+    import trimesh
+
+    from stages._shared.photo import check_photo
+
+    # 1. Check inputs
+    photo = Path(photo)
+    if not scale_m > 0:
+        raise ValueError(f"`scale_m` must be a positive length in metres, got {scale_m}")
+    part_names = [p.name for p in masks.parts]
+    joint_by_part = {j.part: j for j in joints.joints}
+    tex_by_link = {t.link: t for t in texture.parts}
+    if sorted(joint_by_part) != sorted(part_names) or sorted(tex_by_link) != sorted(part_names):
+        raise ValueError(
+            f"parts must match across stages: part_masks {sorted(part_names)}, joint_fit "
+            f"{sorted(joint_by_part)}, texture {sorted(tex_by_link)}; run them on the same parts"
+        )
+    if (recon.camera.width, recon.camera.height) != (fg.width, fg.height):
+        raise ValueError(
+            f"recon.camera is {recon.camera.width}x{recon.camera.height}, the foreground image "
+            f"{fg.width}x{fg.height}; the camera must be estimated on the foreground stage's image"
+        )
+
+    # 2. Camera and masks on the original photo's pixel grid
+    photo_w, photo_h = check_photo(photo)
+    factor = photo_w / fg.width
+    if abs(fg.height * factor - photo_h) > 1.0:
+        raise ValueError(
+            f"photo {photo} is {photo_w}x{photo_h} but the foreground image is {fg.width}x{fg.height}, "
+            "a different aspect ratio; pass the photo the foreground stage read"
+        )
+    camera = recon.camera if factor == 1.0 else recon.camera.scaled(factor)
+    part_masks = {p.name: _resize_mask(read_mask(p.mask), photo_w, photo_h) for p in masks.parts}
+
+    # 3. Links and joints
+    links = [LinkSpec("base", trimesh.load(texture.base.obj, process=False))]
+    links += [LinkSpec(n, trimesh.load(tex_by_link[n].obj, process=False)) for n in part_names]
+    joint_specs = []
+    for part in masks.parts:
+        j = joint_by_part[part.name]
+        joint_specs.append(
+            JointSpec(
+                name=f"{part.name}_joint",
+                type=j.joint_type,
+                parent="base",
+                child=part.name,
+                axis=tuple(j.axis_base),
+                origin=tuple(j.origin_base),
+                lower=j.lower,
+                upper=j.upper,
+                extra={
+                    "click": list(part.click) if part.click is not None else None,
+                    "confidence": j.confidence,
+                    "mask_confidence": part.confidence,
+                    "hinge_side": part.hinge_side,
+                    "observed_lower": j.observed_lower,
+                    "observed_upper": j.observed_upper,
+                    "free_lower": j.free_lower,
+                    "free_upper": j.free_upper,
+                    "losses": dict(j.losses),
+                },
+            )
+        )
+    extra = {
+        "source": {"image": photo.name, "image_sha256": sha256_file(photo)},
+        "scale_m": float(scale_m),
+        "seen_fraction": {t.link: t.seen_fraction for t in (texture.base, *texture.parts)},
+    }
+    return write_package(name, links, joint_specs, out_dir, cfg=cfg, camera=camera, masks=part_masks, extra=extra)
+
+
+def _resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    if mask.shape == (height, width):
+        return mask
+    import PIL.Image
+
+    return np.asarray(PIL.Image.fromarray(mask).resize((width, height), PIL.Image.Resampling.NEAREST))
+
+
+def write_package(
+    name: str,
+    links: Sequence[LinkSpec],
+    joints: Sequence[JointSpec],
+    out_dir: Path,
+    cfg: Config = Config(),
+    camera: Camera | None = None,
+    masks: Mapping[str, np.ndarray] | None = None,
+    extra: Mapping | None = None,
+):
+    """Write a URDF package ``out_dir/<name>/`` (atomically: built in a temporary folder).
+
+    Parameters
+    ----------
+    name : str
+      Package and robot name, ``[A-Za-z0-9_]+``.
+    links : sequence of LinkSpec
+      The links; exactly one (the root, usually ``base``) is no joint's child.
+    joints : sequence of JointSpec
+      One joint per non-root link.
+    out_dir : Path
+      The package folder is ``out_dir/<name>``; an existing one is replaced whole.
+    cfg : Config
+      Density, joint effort/velocity/damping and CoACD settings.
+    camera : Camera or None
+      The input photo's camera (base frame), written as package.json ``camera``.
+    masks : mapping of str to (H, W) bool, or None
+      Per child link, its mask in the input photo; written to ``masks/<link>.png`` and named by
+      the joint's ``mask`` key.
+    extra : mapping or None
+      More top-level keys for package.json (``source``, ``scale_m``, ...).
+
+    Returns
+    -------
+    UrdfPackageResult
+    """
+    import trimesh
+    import yourdfpy
+
+    from stages.urdf_package import UrdfPackageResult
+
+    # 1. Check inputs
+    started = time.perf_counter()
+    links, joints = list(links), list(joints)
+    masks = dict(masks or {})
+    _check_tree(name, links, joints, masks)
+    frame = {_root(links, joints): np.zeros(3)}  # link frame origin in the base frame, metres
+    for j in joints:
+        frame[j.child] = np.asarray(j.origin, dtype=np.float64)
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir / name) as tmp:
+        # 2. Links: visual OBJ, collision pieces, inertial
+        urdf_links, link_entries = [], []
+        for link in links:
+            shift = trimesh.transformations.translation_matrix(-frame[link.name])
+            visual = _textured(link.mesh)
+            visual.apply_transform(shift)
+            write_textured_obj(tmp / "meshes" / "visual" / f"{link.name}.obj", visual)
+            solid = _solid(link.name, link.mesh)
+            solid.apply_transform(shift)
+            pieces = _convex_pieces(cfg, solid)
+            collision_files = []
+            for i, piece in enumerate(pieces):
+                rel = f"meshes/collision/{link.name}_{i}.obj"
+                write_mesh(tmp / rel, piece)
+                collision_files.append(rel)
+            solid.density = cfg.density_kg_m3
+            inertial = yourdfpy.Inertial(
+                origin=trimesh.transformations.translation_matrix(solid.center_mass),
+                mass=float(solid.mass),
+                inertia=np.asarray(solid.moment_inertia, dtype=np.float64),
+            )
+            urdf_links.append(
+                yourdfpy.Link(
+                    name=link.name,
+                    inertial=inertial,
+                    visuals=[
+                        yourdfpy.Visual(
+                            name=f"{link.name}_visual",
+                            origin=np.eye(4),
+                            geometry=yourdfpy.Geometry(mesh=yourdfpy.Mesh(filename=f"meshes/visual/{link.name}.obj")),
+                        )
+                    ],
+                    collisions=[
+                        yourdfpy.Collision(
+                            name=f"{link.name}_collision_{i}",
+                            origin=np.eye(4),
+                            geometry=yourdfpy.Geometry(mesh=yourdfpy.Mesh(filename=rel)),
+                        )
+                        for i, rel in enumerate(collision_files)
+                    ],
+                )
+            )
+            link_entries.append(
+                {
+                    "name": link.name,
+                    "visual": f"meshes/visual/{link.name}.obj",
+                    "collision": collision_files,
+                    "mass_kg": float(solid.mass),
+                    "volume_m3": float(solid.volume),
+                    "center_of_mass": solid.center_mass,
+                    "frame_origin_base": frame[link.name],
+                }
+            )
+
+        # 3. Joints
+        urdf_joints, joint_entries = [], []
+        for j in joints:
+            movable = j.type != "fixed"
+            urdf_joints.append(
+                yourdfpy.Joint(
+                    name=j.name,
+                    type=j.type,
+                    parent=j.parent,
+                    child=j.child,
+                    origin=trimesh.transformations.translation_matrix(frame[j.child] - frame[j.parent]),
+                    # A fixed joint has no axis; URDF readers then take the default (1, 0, 0).
+                    axis=np.asarray(j.axis, dtype=np.float64) if movable else np.array([1.0, 0.0, 0.0]),
+                    limit=(
+                        yourdfpy.Limit(effort=cfg.effort, velocity=cfg.velocity, lower=float(j.lower), upper=float(j.upper))
+                        if movable
+                        else None
+                    ),
+                    dynamics=yourdfpy.Dynamics(damping=cfg.damping, friction=cfg.friction) if movable else None,
+                )
+            )
+            entry = {
+                "name": j.name,
+                "type": j.type,
+                "parent": j.parent,
+                "child": j.child,
+                "axis_base": [float(v) for v in j.axis],
+                "origin_base": [float(v) for v in j.origin],
+                "lower": float(j.lower),
+                "upper": float(j.upper),
+                "effort": cfg.effort if movable else None,
+                "velocity": cfg.velocity if movable else None,
+                "mask": f"masks/{j.child}.png" if j.child in masks else None,
+            }
+            entry.update(j.extra)
+            joint_entries.append(entry)
+        robot = yourdfpy.Robot(name=name, links=urdf_links, joints=urdf_joints)
+
+        # 4. URDF through the template, reloaded to check it reads back as built
+        urdf_path = tmp / f"{name}.urdf"
+        write_bytes(urdf_path, render_urdf(robot).encode())
+        _check_round_trip(urdf_path, robot)
+
+        # 5. Masks and package.json
+        for child, mask in masks.items():
+            write_image(tmp / "masks" / f"{child}.png", np.asarray(mask, dtype=bool))
+        summary = {
+            "name": name,
+            "version": VERSION,
+            "source": None,
+            "scale_m": None,
+            "camera": camera.to_dict() if camera is not None else None,
+            "joints": joint_entries,
+            "links": link_entries,
+            "density_kg_m3": cfg.density_kg_m3,
+            "validation": None,
+        }
+        summary.update(dict(extra or {}))
+        write_json(tmp / "package.json", summary)
+
+    package_dir = out_dir / name
+    log.info(
+        "urdf_package: %s with %d links (%d collision pieces), %d joints, %.1f kg, %.1f s",
+        name,
+        len(links),
+        sum(len(e["collision"]) for e in link_entries),
+        len(joints),
+        sum(e["mass_kg"] for e in link_entries),
+        time.perf_counter() - started,
+    )
+    return UrdfPackageResult(
+        name=name,
+        package_dir=package_dir,
+        urdf=package_dir / f"{name}.urdf",
+        package_json=package_dir / "package.json",
+    )
+
+
+def render_urdf(robot) -> str:
+    """Format a ``yourdfpy.Robot`` as URDF text with ``urdf_templates/robot.urdf.j2``."""
+    import jinja2
+    import trimesh
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["num"] = _num
+    env.filters["vec"] = lambda values: " ".join(_num(v) for v in np.asarray(values).ravel())
+    env.filters["xyz"] = lambda T: " ".join(_num(v) for v in np.asarray(T)[:3, 3])
+    env.filters["rpy"] = lambda T: " ".join(_num(v) for v in trimesh.transformations.euler_from_matrix(T, "sxyz"))
+    return env.get_template("robot.urdf.j2").render(robot=robot, comment=f"written by {VERSION}")
+
+
+def _num(value: float) -> str:
+    """A number with URDF_DIGITS significant digits (``-0`` written as ``0``)."""
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"cannot write the non-finite number {value} to a URDF")
+    return f"{value + 0.0:.{URDF_DIGITS}g}"
+
+
+def _root(links: Sequence[LinkSpec], joints: Sequence[JointSpec]) -> str:
+    children = {j.child for j in joints}
+    return next(link.name for link in links if link.name not in children)
+
+
+def _check_tree(name: str, links: list[LinkSpec], joints: list[JointSpec], masks: dict) -> None:
+    """Names, one root, one parent per link, known link names; raise ValueError otherwise."""
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"package `name` must match [A-Za-z0-9_]+, got {name!r}")
+    link_names = [link.name for link in links]
+    for n in link_names + [j.name for j in joints]:
+        if not NAME_PATTERN.match(n):
+            raise ValueError(f"link/joint name {n!r} must match [A-Za-z0-9_]+; rename it")
+    if len(set(link_names)) != len(link_names):
+        raise ValueError(f"link names must be unique, got {link_names}")
+    if len({j.name for j in joints}) != len(joints):
+        raise ValueError(f"joint names must be unique, got {[j.name for j in joints]}")
+    children = [j.child for j in joints]
+    if len(set(children)) != len(children):
+        raise ValueError(f"each link may be the child of one joint only, got children {children}")
+    for j in joints:
+        if j.parent not in link_names or j.child not in link_names:
+            raise ValueError(f"joint {j.name!r} connects {j.parent!r} -> {j.child!r}, not both among links {link_names}")
+        if j.type not in ("revolute", "prismatic", "fixed"):
+            raise ValueError(f"joint {j.name!r}: type must be revolute, prismatic or fixed, got {j.type!r}")
+        values = np.array([*j.axis, *j.origin, j.lower, j.upper], dtype=np.float64)
+        if values.shape != (8,) or not np.all(np.isfinite(values)):
+            raise ValueError(f"joint {j.name!r}: axis (3,), origin (3,), lower, upper must be finite, got {values}")
+    roots = [n for n in link_names if n not in set(children)]
+    if len(roots) != 1:
+        raise ValueError(f"links must form one tree with one root, found roots {roots}; add the missing joints")
+    for child in masks:
+        if child not in children:
+            raise ValueError(f"mask given for {child!r}, which is no joint's child link")
+
+
+def _textured(mesh):
+    """A copy of ``mesh`` carrying TextureVisuals; colours become an 8x-upsampled palette texture."""
+    import PIL.Image
+    import trimesh
+
+    visual = mesh.visual
+    if isinstance(visual, trimesh.visual.TextureVisuals):
+        if visual.uv is None or getattr(visual.material, "image", None) is None and not isinstance(
+            visual.material, trimesh.visual.material.PBRMaterial
+        ):
+            raise ValueError("a link mesh with TextureVisuals must have uv and a texture image")
+        return mesh.copy()
+    out = mesh.copy()
+    if visual.kind == "face":
+        out.unmerge_vertices()  # one colour per face -> per-vertex colours without blending
+    colours = np.asarray(out.visual.vertex_colors)
+    out.visual = trimesh.visual.ColorVisuals(out, vertex_colors=colours).to_texture()
+    image = out.visual.material.image
+    out.visual.material.image = image.resize((image.width * 8, image.height * 8), PIL.Image.Resampling.NEAREST)
+    return out
+
+
+def _solid(link: str, mesh):
+    """The watertight, outward-oriented solid of a link mesh (vertices merged, no visuals)."""
+    import trimesh
+
+    solid = trimesh.Trimesh(np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces), process=False)
+    solid.merge_vertices(merge_tex=True, merge_norm=True)
+    solid.remove_unreferenced_vertices()
+    if not solid.is_watertight:
+        raise ValueError(
+            f"link {link!r}: mesh is not watertight ({len(solid.faces)} faces), so its mass and inertia are "
+            "undefined; pass the closed solid from the amodal stage"
+        )
+    if solid.volume < 0:
+        solid.invert()
+    if not solid.volume > 0:
+        raise ValueError(f"link {link!r}: mesh encloses no volume ({solid.volume} m^3)")
+    return solid
+
+
+def _convex_pieces(cfg: Config, solid) -> list:
+    """Convex pieces covering ``solid``: its hull if it is convex, else a CoACD decomposition."""
+    import coacd
+    import trimesh
+
+    hull = solid.convex_hull
+    if hull.volume <= solid.volume * (1.0 + cfg.convex_tolerance):
+        return [hull]
+    coacd.set_log_level("error")
+    parts = coacd.run_coacd(
+        coacd.Mesh(solid.vertices, solid.faces),
+        threshold=cfg.coacd_threshold,
+        max_convex_hull=cfg.coacd_max_hulls,
+        preprocess_mode="off",
+        resolution=cfg.coacd_resolution,
+        mcts_iterations=cfg.coacd_mcts_iterations,
+        seed=cfg.coacd_seed,
+    )
+    pieces = [trimesh.Trimesh(v, f, process=True) for v, f in parts]
+    return [p.convex_hull for p in pieces if len(p.vertices) >= 4 and p.volume > 0]
+
+
+def _check_round_trip(urdf_path: Path, robot) -> None:
+    """Reload the written URDF with yourdfpy; it must validate and equal ``robot``."""
+    import dataclasses
+
+    import yourdfpy
+
+    loaded = yourdfpy.URDF.load(str(urdf_path), build_scene_graph=False, load_meshes=False)
+    if not loaded.validate(validation_fn=lambda errors: not errors):
+        raise RuntimeError(f"{urdf_path.name}: yourdfpy finds errors in the written URDF: {loaded.errors}")
+    # yourdfpy 0.0.60 parses <dynamics> attributes as strings; compare them as numbers.
+    joints = [
+        dataclasses.replace(
+            j, dynamics=yourdfpy.Dynamics(damping=float(j.dynamics.damping), friction=float(j.dynamics.friction))
+        )
+        if j.dynamics is not None
+        else j
+        for j in loaded.robot.joints
+    ]
+    if dataclasses.replace(loaded.robot, joints=joints) != robot:
+        raise RuntimeError(f"{urdf_path.name}: the written URDF does not read back as the model that was built")

@@ -1,0 +1,81 @@
+"""Stage inputs built from a synth object: a rendered photo, its foreground and the GT box.
+
+Shared by the part_masks, segment3d and amodal tests: they start from what the foreground and
+reconstruct stages would hand over if they were exact (true mask, true camera, the object's box).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from stages._shared.io import write_image, write_json, write_mesh
+from stages.foreground import ForegroundResult
+from stages.reconstruct import ReconstructResult
+from synth.objects import SynthObject, make_object
+from synth.render import RenderedView, product_camera, render_view
+
+
+@dataclass(frozen=True)
+class SynthCase:
+    obj: SynthObject
+    view: RenderedView
+    fg: ForegroundResult
+    recon: ReconstructResult
+    box: np.ndarray  # (2, 3) float: the box the reconstruct result holds, base frame, metres
+
+
+def front_plane_x(mesh: trimesh.Trimesh) -> float:
+    """x of the mesh's largest +x-facing plane (a panel's front, not its handle's tip), metres."""
+    front = mesh.face_normals[:, 0] > 0.99
+    x = np.round(mesh.triangles_center[front, 0], 3)
+    planes, inverse = np.unique(x, return_inverse=True)
+    return float(planes[np.argmax(np.bincount(inverse, weights=mesh.area_faces[front]))])
+
+
+def object_box(obj: SynthObject) -> np.ndarray:
+    """(2, 3) float: the object's bounds with the front at its panels' front plane, not at handle tips."""
+    box = obj.bounds.copy()
+    box[1, 0] = max(front_plane_x(m) for m in [obj.base] + [p.mesh for p in obj.parts])
+    return box
+
+
+def synth_case(category: str, seed: int, out_dir: Path, size: int = 384) -> SynthCase:
+    """Render ``make_object(category, seed)`` from its product camera and build stage inputs."""
+    out_dir = Path(out_dir)
+    obj = make_object(category, seed)
+    camera = product_camera(obj, seed, size, size)
+    view = render_view(obj, camera)
+    image = write_image(out_dir / "fg" / "image.png", view.rgb)
+    mask = write_image(out_dir / "fg" / "mask.png", view.mask)
+    rgba = write_image(out_dir / "fg" / "rgba.png", np.dstack([view.rgb, view.mask.astype(np.uint8) * 255]))
+    ys, xs = np.nonzero(view.mask)
+    fg = ForegroundResult(
+        image=image,
+        mask=mask,
+        rgba=rgba,
+        width=size,
+        height=size,
+        bbox=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
+        mask_fraction=float(view.mask.mean()),
+    )
+    box = object_box(obj)
+    cuboid = trimesh.creation.box(bounds=box)
+    mesh_path = write_mesh(out_dir / "recon" / "mesh.glb", cuboid)
+    camera_json = write_json(out_dir / "recon" / "camera.json", camera.to_dict())
+    recon = ReconstructResult(
+        mesh=mesh_path,
+        camera=camera,
+        camera_json=camera_json,
+        extents_m=tuple(float(v) for v in box[1] - box[0]),
+        silhouette_iou=1.0,
+    )
+    return SynthCase(obj=obj, view=view, fg=fg, recon=recon, box=box)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
