@@ -54,6 +54,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before prefect is first imported: its own INFO chatter would drown the progress lines.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
     try:
         config = _resolve_config(args)
@@ -139,8 +142,6 @@ def _check_writable(out: Path) -> None:
 
 
 def _convert(config, photo: Path, out: Path, name: str, clicks, motion) -> int:
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _setup_logging()
     from flows.image_to_urdf import image_to_urdf
     from stages.validate import UrdfValidationError
@@ -168,14 +169,14 @@ def _convert(config, photo: Path, out: Path, name: str, clicks, motion) -> int:
 
 
 def _setup_logging() -> None:
+    """Progress lines from the flow; only warnings from the stages (e.g. skipped clip frames)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    for name in ("flows", "stages"):
+    for name, level in (("flows", logging.INFO), ("stages", logging.WARNING)):
         logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO)
+        logger.setLevel(level)
         logger.addHandler(handler)
         logger.propagate = False
-    logging.getLogger("stages").setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -133,36 +133,98 @@ def joint_matrix(joint_type: JointType, axis: np.ndarray, origin: np.ndarray, ma
     return T
 
 
+def static_scene(base, parts: list, moving: int):
+    """The base with every part but ``parts[moving]`` at rest, as one mesh (trimesh).
+
+    While one part moves the others stay shut: they are seen in its clip and block its way like
+    the base does.
+    """
+    import trimesh
+
+    others = [p for k, p in enumerate(parts) if k != moving]
+    return trimesh.util.concatenate([base] + others) if others else base
+
+
+def outer_plane(mesh, normal: np.ndarray, samples: int = 2000, seed: int = 0) -> float:
+    """Offset along ``normal`` of a part's outer face, ignoring what sticks out of it.
+
+    The area-weighted median position, along ``normal``, of the surface that faces that way: a
+    handle or knob in front of a door (a small area) does not move it off the panel's face,
+    where a bounding box would put it at the handle's tip.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+      The part, base frame, metres.
+    normal : (3,) float
+      Unit outward direction of the face.
+
+    Returns
+    -------
+    float
+      ``max``-like offset ``x . normal`` of the face plane, metres.
+    """
+    import trimesh
+
+    normal = np.asarray(normal, dtype=np.float64)
+    points, face = trimesh.sample.sample_surface(mesh, samples, seed=seed)
+    facing = mesh.face_normals[face] @ normal > 0.9
+    if not facing.any():
+        return float((np.asarray(mesh.vertices) @ normal).max())
+    return float(np.median(points[facing] @ normal))
+
+
+def probe_points(mesh, n: int, inset: float, seed: int = 0) -> np.ndarray:
+    """Points just inside a part's surface, for collision sweeps.
+
+    ``n`` area-uniform surface samples (seeded, so results are reproducible) and up to ``n`` of
+    the mesh's vertices (its corners), each moved ``inset`` metres inwards along its normal. A
+    probe then enters another solid only when the part penetrates it by more than ``inset``:
+    the inset is the sweep's tolerance for grazing contact. It is capped at 0.4 of the part's
+    thinnest extent so that probes stay inside thin panels.
+
+    Returns
+    -------
+    (m, 3) float
+      Probe points, base frame, metres.
+    """
+    import trimesh
+
+    inset = min(float(inset), 0.4 * float(upright_box(mesh.vertices).extents.min()))
+    samples, face = trimesh.sample.sample_surface(mesh, n, seed=seed)
+    step = max(1, int(np.ceil(len(mesh.vertices) / n)))
+    corners = np.asarray(mesh.vertices, dtype=np.float64)[::step]
+    corner_normals = np.asarray(mesh.vertex_normals, dtype=np.float64)[::step]
+    return np.concatenate([samples - inset * mesh.face_normals[face], corners - inset * corner_normals])
+
+
 def free_range(
-    base,
-    part_points: np.ndarray,
+    obstacle,
+    probes: np.ndarray,
     joint_type: JointType,
     axis: np.ndarray,
     origin: np.ndarray,
     limit: float,
-    tolerance: float,
     steps: int = 24,
     refine: int = 5,
 ) -> float:
-    """How far the joint can move from rest towards ``limit`` before the part enters the base.
+    """How far the joint can move from rest towards ``limit`` before the part enters ``obstacle``.
 
-    The part's sample points are moved over a grid of magnitudes in one batch and tested with
-    the base's signed distance (trimesh: positive inside); the first colliding step is then
-    narrowed by bisection. Points already inside the base at rest are ignored (contact at rest
-    is the amodal stage's business, not the joint's).
+    The part's probe points (see :func:`probe_points`) are moved over a grid of magnitudes in
+    one batch and tested for containment in the obstacle (ray parity, fast); the first
+    colliding step is then narrowed by bisection. Probes already inside the obstacle at rest
+    are ignored (contact at rest is the amodal stage's business, not the joint's).
 
     Parameters
     ----------
-    base : trimesh.Trimesh
-      Watertight base mesh, base frame at rest, metres.
-    part_points : (n, 3) float
-      Points sampled on the part's surface at rest.
+    obstacle : trimesh.Trimesh
+      Watertight solid(s) the part must not enter (the base, other parts), base frame, metres.
+    probes : (n, 3) float
+      The part's probe points at rest.
     joint_type, axis, origin
       The joint, as in :func:`move_points`.
     limit : float
       Largest magnitude considered (negative to explore the closing direction), rad or m.
-    tolerance : float
-      Penetration depth below which a point does not count as inside, metres.
     steps, refine : int
       Grid steps from 0 to ``limit``, then bisection iterations on the first colliding step.
 
@@ -171,22 +233,18 @@ def free_range(
     float
       The reachable magnitude, between 0 and ``limit`` (same sign).
     """
-    import trimesh
-
-    points = np.asarray(part_points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"`part_points` must be (n, 3), got {points.shape}")
-    if limit == 0 or len(points) == 0:
+    probes = np.asarray(probes, dtype=np.float64)
+    if probes.ndim != 2 or probes.shape[1] != 3:
+        raise ValueError(f"`probes` must be (n, 3), got {probes.shape}")
+    if limit == 0 or len(probes) == 0:
         return 0.0
-    free_at_rest = trimesh.proximity.signed_distance(base, points) <= tolerance
-    points = points[free_at_rest]
-    if len(points) == 0:
+    probes = probes[~obstacle.contains(probes)]
+    if len(probes) == 0:
         return float(limit)
 
     def collides(mags: np.ndarray) -> np.ndarray:
-        moved = move_points(points, joint_type, axis, origin, mags)  # (M, n, 3)
-        depth = trimesh.proximity.signed_distance(base, moved.reshape(-1, 3)).reshape(len(mags), -1)
-        return (depth > tolerance).any(axis=1)
+        moved = move_points(probes, joint_type, axis, origin, mags)  # (M, n, 3)
+        return obstacle.contains(moved.reshape(-1, 3)).reshape(len(mags), -1).any(axis=1)
 
     grid = np.linspace(0.0, limit, steps + 1)[1:]
     hit = collides(grid)

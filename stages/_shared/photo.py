@@ -60,14 +60,8 @@ def load_photo(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np
 
     Grayscale, bilevel, palette, CMYK and YCbCr photos are converted to RGB; 16-bit and 32-bit
     integer grayscale are scaled to 8 bits (16-bit: 0..65535 -> 0..255; wider ranges: min..max ->
-    0..255), never clipped; float grayscale in [0, 1] is scaled by 255.
-
-    Parameters
-    ----------
-    path : Path
-      The photo file.
-    max_pixels : int
-      Largest accepted width * height.
+    0..255), never clipped; float grayscale in [0, 1] is scaled by 255. Arguments and errors are
+    those of :func:`check_photo`.
 
     Returns
     -------
@@ -75,23 +69,17 @@ def load_photo(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np
       The photo in RGB.
     alpha : (H, W) uint8 or None
       The photo's alpha channel (255 = opaque) when the file has one, else None.
-
-    Raises
-    ------
-    PhotoError
-      As :func:`check_photo`.
     """
     path = Path(path)
     with _open_decoded(path, int(max_pixels)) as im:
         _check_mode(path, im.mode)
-        alpha = None
         if im.mode in _MODES_ALPHA or (im.mode == "P" and "transparency" in im.info):
             rgba = np.asarray(im.convert("RGBA"))
             return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
         if im.mode in _MODES_RGB:
-            return np.asarray(im.convert("RGB")), alpha
+            return np.asarray(im.convert("RGB")), None
         gray = _gray_to_uint8(path, np.asarray(im), im.mode)
-        return np.repeat(gray[..., None], 3, axis=2), alpha
+        return np.repeat(gray[..., None], 3, axis=2), None
 
 
 @contextlib.contextmanager

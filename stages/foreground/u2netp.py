@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from stages._shared.io import write_image
 from stages._shared.photo import load_photo
+
+if TYPE_CHECKING:
+    from stages.foreground import ForegroundResult
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +44,12 @@ class Config(BaseModel):
         description="other connected components are kept when at least this fraction of the largest one's area",
     )
     fill_holes: bool = Field(True, description="fill holes enclosed by the object's mask")
-    max_side: int = Field(1024, ge=64, description="working-image cap on the longer side, pixels; larger photos are downscaled")
+    max_side: int = Field(
+        1024, ge=64, description="working-image cap on the longer side, pixels; larger photos are downscaled"
+    )
 
 
-def run(cfg: Config, photo: Path, out_dir: Path):
+def run(cfg: Config, photo: Path, out_dir: Path) -> ForegroundResult:
     """Cut the object out of ``photo``.
 
     Writes under ``out_dir``: ``image.png`` (the working RGB image every later stage refers to:

@@ -3,22 +3,26 @@
 For each part and its clip (frame 0 at rest, same camera as the photo):
 
 1. Observe: the object's silhouette in every frame (difference from the plain background
-   colour) and its colours. A clip in which the part's region hardly changes is ``fixed``.
+   colour) and its colours. A clip in which the part's pixels hardly change is ``fixed``.
 2. Model: a screw motion about the line (unit axis ``u``, pivot ``p``) written as a unit dual
    quaternion ``q_t = q_r + eps q_d``; revolute joints rotate by ``m_t`` radians about the line,
    prismatic joints translate by ``m_t`` metres along ``u``. Magnitudes are monotone from rest:
-   ``m_0 = 0``, ``m_t = s * cumsum(softplus(delta))``.
+   ``m_0 = 0``, ``m_t = unit * cumsum(softplus(delta))``.
 3. Render: the base (static, exact, rendered once) and the moved part (soft rasteriser, per
-   frame) are separate layers composited by soft depth blending (see ``soft_render``). The part
-   is coloured by projecting each surface point's *rest* position into frame 0 where frame 0 saw
-   it; surfaces frame 0 did not see get one learned albedo per layer, shaded by their normal.
+   frame) are separate layers composited by soft depth blending (see ``soft_render``). Surfaces
+   take frame 0's colours where frame 0 saw them (the part's through the *rest* position of each
+   surface point); unseen surfaces get a shaded albedo (the base's estimated from what the motion
+   reveals, the part's learned).
 4. Initialise (ATOP-style): discrete candidates from the part's upright bounding box (axes = its
    3 principal directions x both signs; revolute lines through the centre, face centres and edge
-   midlines), each scored at low resolution with the best magnitude per frame from a grid.
-5. Refine: Adam on (u, p, delta, albedos) for the best candidates per type, coarse to fine.
-6. Choose the type by final loss (prismatic, having no pivot, wins unless revolute is lower by a
-   margin), then the limits: observed range of the fitted magnitudes, extended by the free range
-   swept until the part would enter the base.
+   midlines), each scored at low resolution with the best monotone magnitude path over a grid.
+   Candidates whose motion would drive the part through the base are passed over.
+5. Refine: at coarse resolution the magnitudes (and albedo) of the best candidates per type;
+   choose the type (prismatic, having no pivot, wins unless revolute's loss is lower by a
+   margin); then Adam on (u, p, delta, albedo) at full resolution, with a prior keeping the
+   axis near its box axis (a single view hardly sees motion along the viewing ray).
+6. Limits: observed range of the fitted magnitudes, extended in the opening direction by the
+   free range swept until the part would enter the base.
 """
 
 from __future__ import annotations
@@ -48,22 +52,31 @@ class Config(BaseModel):
     backend: Literal["dual_quaternion"] = "dual_quaternion"
     fit_size: int = Field(256, ge=32, description="long side of the images for the final refinement, pixels")
     coarse_size: int = Field(128, ge=16, description="long side of the images for the coarse refinement, pixels")
-    search_size: int = Field(64, ge=16, description="long side of the images for scoring candidates, pixels")
+    search_size: int = Field(48, ge=16, description="long side of the images for the first scoring of all candidates, pixels")
+    rescore_size: int = Field(96, ge=16, description="long side of the images for re-scoring the best candidates, pixels")
     texture_size: int = Field(512, ge=32, description="long side of frame 0 when used as the colour source, pixels")
-    search_frames: int = Field(8, ge=2, description="frames of the clip used to score candidates (evenly spread)")
-    search_steps: int = Field(13, ge=3, description="magnitudes per frame tried when scoring a candidate")
-    keep: int = Field(2, ge=1, description="best candidates per joint type refined by gradient")
-    coarse_iters: int = Field(60, ge=0, description="Adam iterations at coarse_size")
-    fine_iters: int = Field(30, ge=0, description="Adam iterations at fit_size (best candidate per type)")
+    search_frames: int = Field(6, ge=2, description="frames of the clip used to score candidates (evenly spread)")
+    search_steps: int = Field(10, ge=3, description="magnitudes per frame tried in the first scoring")
+    rescore_keep: int = Field(12, ge=1, description="best candidates of the first scoring that are re-scored")
+    rescore_steps: int = Field(19, ge=3, description="magnitudes per frame tried when re-scoring")
+    keep_revolute: int = Field(2, ge=1, description="best revolute candidates refined at coarse_size")
+    keep_prismatic: int = Field(1, ge=1, description="best prismatic candidates refined at coarse_size")
+    coarse_frames: int = Field(8, ge=1, description="frames of the clip (evenly spread) in the coarse refinement's loss")
+    coarse_iters: int = Field(20, ge=0, description="Adam iterations at coarse_size (magnitudes and albedo; the line stays put)")
+    fine_iters: int = Field(15, ge=0, description="Adam iterations at fit_size for the chosen joint type, all frames")
     lr_axis: float = Field(0.01, gt=0, description="Adam step of the raw axis vector (~radians per step)")
     lr_pivot: float = Field(0.004, gt=0, description="Adam step of the pivot, fraction of the object's diagonal")
     lr_magnitude: float = Field(0.05, gt=0, description="Adam step of the raw magnitude increments")
     lr_albedo: float = Field(0.05, gt=0, description="Adam step of the unseen-surface albedos (logits)")
+    axis_prior: float = Field(
+        1.0, ge=0, description="weight of 1 - cos^2 between the axis and its candidate's box axis (box-like parts move along their box axes)"
+    )
     sigma_px: float = Field(0.6, gt=0, description="edge softness of the soft rasteriser, pixels")
     tau_layer: float = Field(0.003, gt=0, description="depth softness within a layer, fraction of the object's diagonal")
     tau_blend: float = Field(0.01, gt=0, description="depth softness between base and part, fraction of the object's diagonal")
     silhouette_weight: float = Field(1.0, ge=0, description="weight of the silhouette L1 loss")
-    colour_weight: float = Field(1.0, ge=0, description="weight of the colour Charbonnier loss")
+    colour_weight: float = Field(1.0, ge=0, description="weight of the colour loss")
+    luminance_weight: float = Field(0.25, ge=0, description="weight of brightness relative to chromaticity in the colour loss")
     charbonnier_eps: float = Field(0.01, gt=0, description="Charbonnier epsilon, colour units in [0, 1]")
     background_threshold: float = Field(0.08, gt=0, lt=1, description="colour distance from the background that counts as object, [0, 1]")
     plain_background: float = Field(0.9, gt=0, le=1, description="share of frame 0's border near its median colour for a plain background")
@@ -72,10 +85,12 @@ class Config(BaseModel):
     revolute_margin: float = Field(0.1, ge=0, description="revolute is chosen only if its loss is this fraction below prismatic's")
     revolute_cap: float = Field(math.pi, gt=0, description="largest revolute range considered, radians")
     prismatic_cap: float = Field(1.0, gt=0, description="largest prismatic range, fraction of the part's depth along the axis")
-    collision_points: int = Field(400, ge=10, description="points sampled on the part for the free-range sweep")
+    collision_points: int = Field(400, ge=10, description="probe points sampled on the part for collision sweeps")
     collision_tolerance: float = Field(0.005, ge=0, description="penetration ignored by the sweep, fraction of the object's diagonal")
     seen_tolerance: float = Field(0.005, gt=0, description="depth slack for a surface point to count as seen in frame 0, fraction of diagonal")
+    max_render_faces: int = Field(300, ge=4, description="parts with more faces are drawn as their convex hull")
     seed: int = Field(0, description="seed for surface sampling")
+    threads: int = Field(1, ge=1, description="torch CPU threads while fitting (1 is fastest on a shared machine)")
 
 
 def run(cfg: Config, recon, amodal, video, out_dir: Path):
@@ -99,7 +114,7 @@ def run(cfg: Config, recon, amodal, video, out_dir: Path):
     """
     import torch
 
-    from stages.joint_fit import JointEstimate, JointFitResult
+    from stages.joint_fit import JointFitResult
 
     # 1. check inputs
     if len(video.clips) != len(amodal.part_meshes):
@@ -111,11 +126,33 @@ def run(cfg: Config, recon, amodal, video, out_dir: Path):
     base = read_mesh(amodal.base_mesh)
     parts = [read_mesh(p) for p in amodal.part_meshes]
     diag = float(np.linalg.norm(np.ptp(np.concatenate([base.vertices] + [p.vertices for p in parts]), axis=0)))
-    torch.manual_seed(cfg.seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:  # 2. fit each part to its clip
+        estimates, reports = _fit_all(cfg, camera, base, parts, video, diag)
+    finally:
+        torch.set_num_threads(threads)
 
-    # 2. fit each part to its clip
+    # 3. write fit.json
+    params = write_json(
+        Path(out_dir) / "fit.json",
+        {"config": cfg.model_dump(), "camera": camera.to_dict(), "object_diagonal_m": diag, "parts": reports},
+    )
+    log.info(
+        "joint_fit: %d part(s): %s",
+        len(estimates),
+        ", ".join(f"{e.part} {e.joint_type} ({r['seconds']:.1f} s)" for e, r in zip(estimates, reports)) or "none",
+    )
+    return JointFitResult(joints=tuple(estimates), params_json=params)
+
+
+def _fit_all(cfg: Config, camera: Camera, base, parts, video, diag: float):
+    """Fit each part to its clip; returns the estimates and the fit.json report per part."""
+    from stages.joint_fit import JointEstimate
+
     estimates, reports = [], []
-    for k, (clip, part) in enumerate(zip(video.clips, parts)):
+    for k, (clip, part) in enumerate(zip(video.clips, parts)):  # one fit per part
+        static = kinematics.static_scene(base, parts, k)
         frames = [read_rgb(f) for f in clip.frames]
         for path, f in zip(clip.frames, frames):
             if f.shape[:2] != (camera.height, camera.width):
@@ -126,7 +163,7 @@ def run(cfg: Config, recon, amodal, video, out_dir: Path):
         if len(frames) < 2:
             raise ValueError(f"clip of part {clip.part!r} has {len(frames)} frame(s); a clip needs rest + >= 1 moved frame")
         started = time.perf_counter()
-        fit = fit_joint(cfg, camera, base, part, frames, diag)
+        fit = fit_joint(cfg, camera, static, part, frames, diag)
         fit["seconds"] = time.perf_counter() - started
         fit["part"] = clip.part
         fit["source"] = clip.source
@@ -140,18 +177,7 @@ def run(cfg: Config, recon, amodal, video, out_dir: Path):
             est.lower, est.upper, est.observed_lower, est.observed_upper, est.free_lower, est.free_upper,
             {t: round(v, 4) for t, v in est.losses.items()}, est.confidence, fit["seconds"],
         )  # fmt: skip
-
-    # 3. write fit.json
-    params = write_json(
-        Path(out_dir) / "fit.json",
-        {"config": cfg.model_dump(), "camera": camera.to_dict(), "object_diagonal_m": diag, "parts": reports},
-    )
-    log.info(
-        "joint_fit: %d part(s): %s",
-        len(estimates),
-        ", ".join(f"{e.part} {e.joint_type} ({r['seconds']:.1f} s)" for e, r in zip(estimates, reports)) or "none",
-    )
-    return JointFitResult(joints=tuple(estimates), params_json=params)
+    return estimates, reports
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,16 +285,20 @@ def q_rotate(q_r, vectors):
 
 @dataclass
 class _Scene:
-    """Everything the loss needs at one resolution; tensors are float32."""
+    """Everything the loss needs at one resolution (float32 tensors; pixels flattened, HW = H * W).
 
-    view: object  # soft_render.View
-    base_alpha: object  # (1, H, W)
-    base_depth: object  # (1, H, W)
-    base_seen: object  # (1, H, W, 3) premultiplied seen colour
-    base_unseen: object  # (1, H, W, 1) unseen shading weight
-    obs_alpha: object  # (T, H, W) observed silhouette coverage
-    obs_rgb: object  # (T, H, W, 3) observed colours
-    background: object  # (3,) background colour
+    The base layer is static, so the loss of the base-only composite is computed once per pixel;
+    a render then only changes the loss at the pixels the part touches.
+    """
+
+    view: object  # soft_render.View of the cropped image
+    base: object  # soft_render.Layer, alpha/depth (HW,), rgb (HW, 3)
+    obs_alpha: object  # (T, HW) observed silhouette coverage
+    obs_rgb: object  # (T, HW, 3) observed colours
+    base_loss: object  # (T, HW) per-pixel loss of the base-only composite
+    base_loss_sum: object  # (T,)
+    background: object  # (3,)
+    weights: tuple[float, float]  # silhouette, colour
     sigma: float
 
 
@@ -278,24 +308,29 @@ class _Part:
 
     vertices: object  # (V, 3) rest positions
     faces: object  # (F, 3) int64
+    corners: object  # (F, 3, 3) rest positions of each face's vertices
     normals: object  # (F, 3) face normals at rest
     texture: object  # (3, Ht, Wt) frame 0
     rest_depth: object  # (Ht, Wt) depth of the visible surface at rest (base + part)
     texture_view: object  # soft_render.View at texture resolution
     forward: object  # (3,) camera viewing direction, base frame
     seen_tol: float
+    neighbours: object  # (F, 3) face across each edge, or None when the mesh is not closed
 
 
 def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray], diag: float) -> dict:
     """Fit the joint of ``part`` to ``frames``; returns the report dict with an ``estimate`` entry.
+
+    ``base`` is everything that stays put in the clip (the base and the other parts at rest).
 
     The ``estimate`` entry holds the :class:`~stages.joint_fit.JointEstimate` fields except
     ``part``; the rest of the report (candidates, loss curves, settings) goes to fit.json.
     """
     import torch
 
+    clock = _Clock()
     box = kinematics.upright_box(part.vertices)
-    tex_cam = camera.scaled(cfg.texture_size / max(camera.width, camera.height))
+    tex_cam = camera.scaled(min(1.0, cfg.texture_size / max(camera.width, camera.height)))
     frames_tex = [_resize(f, tex_cam) for f in frames]
 
     # 1. observe: background, silhouettes, motion
@@ -320,54 +355,76 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
     sil_w = cfg.silhouette_weight if plain else 0.0
     weights = (sil_w, cfg.colour_weight)
     model = _part_model(cfg, part, frames_tex[0], rest, tex_cam, diag)
+    roi = _region(frames_tex, rest, background, cfg, plain)
+    albedo0 = _unseen_albedo(frames_tex, background, cfg)
+    report["region"] = roi
+    report["unseen_albedo"] = albedo0.tolist()
     scenes = {
-        name: _scene(cfg, camera.scaled(size / max(camera.width, camera.height)), base, part, frames, background, model)
-        for name, size in (("search", cfg.search_size), ("coarse", cfg.coarse_size), ("fine", cfg.fit_size))
+        name: _scene(
+            cfg, camera.scaled(min(1.0, size / max(camera.width, camera.height))), base, part, frames, background, roi, albedo0, weights
+        )
+        for name, size in (
+            ("search", cfg.search_size), ("rescore", cfg.rescore_size), ("coarse", cfg.coarse_size), ("fine", cfg.fit_size)
+        )
     }
-    albedo0 = torch.full((2, 3), 0.5)
+    albedo0 = torch.as_tensor(albedo0, dtype=torch.float32)
+    report["timings_s"] = timings = {"setup": clock.lap()}
     T = len(frames)
 
     # 2. score the discrete candidates (ATOP-style) with a per-frame magnitude grid
     sub = np.unique(np.linspace(1, T - 1, min(cfg.search_frames, T - 1)).round().astype(int))
     candidates = _candidates(box, cfg)
-    for c in candidates:
-        c.update(_score_candidate(cfg, scenes["search"], model, c, sub, albedo0, diag, weights))
-    report["candidates"] = [
-        {k: c[k] for k in ("joint_type", "axis", "origin", "score", "grid_magnitudes")} for c in candidates
-    ]
+    for c in candidates:  # 60 candidates, coarse grid, small images
+        c.update(_score_candidate(cfg, scenes["search"], model, c, sub, albedo0, diag, cfg.search_steps))
+        c["albedo_logit"] = torch.logit(albedo0).numpy()
+    for c in _with_siblings(sorted(candidates, key=lambda c: c["score"])[: cfg.rescore_keep], candidates, box):
+        c["first_score"] = c["score"]  # the best (and their siblings): finer grid, larger images
+        c.update(_score_candidate(cfg, scenes["rescore"], model, c, sub, albedo0, diag, cfg.rescore_steps))
+    candidates.sort(key=lambda c: (c.get("first_score") is None, c["score"]))  # re-scored first
+    timings["search"] = clock.lap()
 
-    # 3. refine the best candidates of each type, coarse to fine
+    # 3. refine the best candidates of each type at coarse resolution on a subset of frames
+    coarse_sub = np.unique(np.linspace(1, T - 1, min(cfg.coarse_frames, T - 1)).round().astype(int))
     fits = {}
+    probes = kinematics.probe_points(part, cfg.collision_points, cfg.collision_tolerance * diag, cfg.seed)
     for jt in JOINT_TYPES:
-        ranked = sorted((c for c in candidates if c["joint_type"] == jt), key=lambda c: c["score"])[: cfg.keep]
-        coarse = [_refine(cfg, scenes["coarse"], model, c, sub, T, diag, weights, cfg.coarse_iters) for c in ranked]
-        best = min(coarse, key=lambda r: r["loss"])
-        fine = _refine(cfg, scenes["fine"], model, best, sub, T, diag, weights, cfg.fine_iters)
-        fine["curve"] = best["curve"] + fine["curve"]
-        fine["coarse_losses"] = [r["loss"] for r in coarse]
-        fits[jt] = fine
-    static = _static_loss(cfg, scenes["fine"], model, T, weights, diag)
+        keep = cfg.keep_revolute if jt == "revolute" else cfg.keep_prismatic
+        ranked = _plausible(base, probes, [c for c in candidates if c["joint_type"] == jt], keep)  # in rank order
+        refined = [
+            _refine(cfg, scenes["coarse"], model, c, sub, coarse_sub, diag, cfg.coarse_iters, move_line=False)
+            for c in ranked
+        ]
+        fits[jt] = min(refined, key=lambda r: r["loss"])
+        fits[jt]["refined_losses"] = [r["loss"] for r in refined]
+        timings[f"coarse_{jt}"] = clock.lap()
+    static_loss = _static_loss(cfg, scenes["coarse"], model, coarse_sub, diag, albedo0)
 
-    # 4. choose the type: the pivot-free prismatic model unless revolute is clearly better
+    # 4. choose the type (the pivot-free prismatic model unless revolute is clearly better), then
+    #    refine it at full resolution on every frame
     losses = {jt: fits[jt]["loss"] for jt in JOINT_TYPES}
     chosen = "revolute" if losses["revolute"] < (1.0 - cfg.revolute_margin) * losses["prismatic"] else "prismatic"
     other = "prismatic" if chosen == "revolute" else "revolute"
-    fit = fits[chosen]
+    fit = _refine(cfg, scenes["fine"], model, fits[chosen], sub, np.arange(1, T), diag, cfg.fine_iters)
+    fit["curve"] = fits[chosen]["curve"] + fit["curve"]
+    fits[chosen] = {**fit, "refined_losses": fits[chosen]["refined_losses"], "coarse_loss": losses[chosen]}
+    timings["fine"] = clock.lap()
+    report["candidates"] = [
+        {k: c.get(k) for k in ("joint_type", "axis", "origin", "first_score", "score", "grid_magnitudes", "free")}
+        for c in candidates
+    ]
     report["fits"] = {
-        jt: {k: fits[jt][k] for k in ("axis", "origin", "magnitudes", "loss", "curve", "coarse_losses", "albedo")}
+        jt: {k: fits[jt].get(k) for k in ("axis", "origin", "magnitudes", "loss", "coarse_loss", "curve", "refined_losses", "albedo")}
         for jt in JOINT_TYPES
     }
-    report["static_loss"] = static
+    report["static_loss"] = static_loss
 
     # 5. limits: observed range, free range swept against the base
     axis = np.asarray(fit["axis"], dtype=np.float64)
     origin = _origin_on_axis(chosen, axis, np.asarray(fit["origin"]), box.centre)
     mags = np.asarray(fit["magnitudes"])
     cap = cfg.revolute_cap if chosen == "revolute" else cfg.prismatic_cap * _extent_along(part.vertices, axis)
-    points = _surface_points(part, cfg.collision_points, cfg.seed)
-    tol = cfg.collision_tolerance * diag
-    free_hi = kinematics.free_range(base, points, chosen, axis, origin, cap, tol)
-    free_lo = kinematics.free_range(base, points, chosen, axis, origin, -cap, tol)
+    free_hi = kinematics.free_range(base, probes, chosen, axis, origin, cap)
+    free_lo = 0.0  # the closing direction is not extended: at rest a part sits against its stop
     obs_lo, obs_hi = float(mags.min()), float(mags.max())
     if obs_hi > free_hi + 1e-6:
         log.warning(
@@ -375,7 +432,8 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
             obs_hi,
             free_hi,
         )
-    explained = float(np.clip(1.0 - losses[chosen] / max(static, 1e-12), 0.0, 1.0))
+    timings["limits"] = clock.lap()
+    explained = float(np.clip(1.0 - losses[chosen] / max(static_loss, 1e-12), 0.0, 1.0))
     separation = float(np.clip((losses[other] - losses[chosen]) / max(losses[other], 1e-12) / 0.5, 0.0, 1.0))
     report["estimate"] = {
         "joint_type": chosen,
@@ -394,6 +452,18 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
     report["explained"] = explained
     report["type_separation"] = separation
     return report
+
+
+class _Clock:
+    """Seconds between successive ``lap`` calls."""
+
+    def __init__(self):
+        self.last = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        return round(seconds, 3)
 
 
 def _fixed_estimate(box, n_frames: int, score: float, threshold: float) -> dict:
@@ -457,60 +527,137 @@ def _motion(frames: list[np.ndarray], part_area: int, threshold: float) -> dict:
 
 
 def _part_model(cfg: Config, part, frame0: np.ndarray, rest: dict, tex_cam: Camera, diag: float) -> _Part:
+    """The part as the soft rasteriser draws it, with frame 0 (at ``tex_cam``) as colour source.
+
+    A part with more than ``max_render_faces`` faces is drawn as its convex hull: handles and
+    knobs cost thousands of sub-pixel faces and barely change the silhouette, and colours still
+    come from the photo through each hull point's rest position.
+    """
     import torch
 
-    from stages.joint_fit.soft_render import View
+    from stages.joint_fit.soft_render import View, edge_neighbours
 
-    f32 = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
+    f32 = lambda x: torch.as_tensor(np.array(x), dtype=torch.float32)  # noqa: E731
     depth = np.where(rest["raster"].mask, rest["raster"].depth, np.inf)
+    drawn = part
+    if len(part.faces) > cfg.max_render_faces:
+        drawn = part.convex_hull
+        log.info("joint_fit: drawing the part's convex hull (%d faces) for its %d faces", len(drawn.faces), len(part.faces))
+    closed = bool(drawn.is_watertight and drawn.is_winding_consistent and drawn.volume > 0)
+    if not closed:
+        log.info("joint_fit: part mesh is not closed with outward winding; rendering its back faces too")
     return _Part(
-        vertices=f32(part.vertices),
-        faces=torch.as_tensor(np.asarray(part.faces), dtype=torch.int64),
-        normals=f32(part.face_normals),
+        vertices=f32(drawn.vertices),
+        faces=torch.as_tensor(np.asarray(drawn.faces), dtype=torch.int64),
+        corners=f32(drawn.vertices[drawn.faces]),
+        normals=f32(drawn.face_normals),
         texture=f32(frame0 / 255.0).permute(2, 0, 1).contiguous(),  # (H, W, 3) -> (3, H, W)
         rest_depth=f32(depth),
         texture_view=View.from_camera(tex_cam),
         forward=f32(tex_cam.pose[:3, 2]),
         seen_tol=cfg.seen_tolerance * diag,
+        neighbours=torch.as_tensor(edge_neighbours(drawn.faces)) if closed else None,
     )
 
 
-def _scene(cfg: Config, cam: Camera, base, part, frames, background, model: _Part) -> _Scene:
-    """Observations and the static base layer at one resolution."""
+def _region(frames: list[np.ndarray], rest: dict, background: np.ndarray, cfg: Config, plain: bool) -> list[float]:
+    """Image region the fit looks at: the object at rest, every changed pixel and (with a plain
+    background) every frame's silhouette, grown by ``REGION_MARGIN``; fractions (x0, y0, x1, y1).
+
+    Outside it the clip shows background that no hypothesis about the part changes.
+    """
+    f0 = frames[0].astype(np.int16)
+    seen = rest["raster"].mask.copy()
+    for f in frames[1:]:
+        seen |= np.abs(f.astype(np.int16) - f0).max(axis=2) > cfg.change_threshold * 255
+        if plain:
+            seen |= _silhouette(f, background, cfg.background_threshold) > 0
+    H, W = seen.shape
+    ys, xs = np.nonzero(seen)
+    box = np.array([xs.min() / W, ys.min() / H, (xs.max() + 1) / W, (ys.max() + 1) / H])
+    return (np.clip(box + np.array([-1, -1, 1, 1]) * REGION_MARGIN, 0.0, 1.0)).tolist()
+
+
+#: Margin added around the fitted image region, fraction of the image size.
+REGION_MARGIN = 0.04
+
+
+def _crop(camera: Camera, region) -> tuple[Camera, tuple[int, int, int, int]]:
+    """The camera seeing only ``region`` (fractions x0, y0, x1, y1) of its image, and its pixel box."""
+    x0, x1 = int(np.floor(region[0] * camera.width)), int(np.ceil(region[2] * camera.width))
+    y0, y1 = int(np.floor(region[1] * camera.height)), int(np.ceil(region[3] * camera.height))
+    cropped = Camera(
+        width=x1 - x0, height=y1 - y0, fx=camera.fx, fy=camera.fy, cx=camera.cx - x0, cy=camera.cy - y0,
+        T_base_camera=camera.T_base_camera,
+    )  # fmt: skip
+    return cropped, (x0, y0, x1, y1)
+
+
+def _scene(cfg: Config, full: Camera, base, part, frames, background, region, base_albedo, weights) -> _Scene:
+    """Observations and the static base layer at one resolution, cropped to ``region``.
+
+    Base surfaces frame 0 saw take its colours; the others ``base_albedo`` (3,) shaded.
+    """
     import torch
 
     from stages._shared.raster import rasterize
-    from stages.joint_fit.soft_render import View, static_layer
+    from stages.joint_fit.soft_render import Layer, View, blend, static_layer
 
-    obs = [_resize(f, cam) for f in frames]
+    cam, (x0, y0, x1, y1) = _crop(full, region)
+    obs = np.stack([_resize(f, full)[y0:y1, x0:x1] for f in frames]).astype(np.float32) / 255.0
     # silhouettes from the full frames, area-averaged down to this resolution
-    sil = [_resize(_silhouette(f, background, cfg.background_threshold), cam) for f in frames]
+    sil = np.stack([_resize(_silhouette(f, background, cfg.background_threshold), full)[y0:y1, x0:x1] for f in frames])
     V = np.concatenate([base.vertices, part.vertices])
     F = np.concatenate([base.faces, part.faces + len(base.vertices)])
     forward = cam.pose[:3, 2]
-    frame0 = frames[0]
+    s = 2  # supersampling of the static layer
+    frame0 = _resize(frames[0], full.scaled(s))[s * y0 : s * y1, s * x0 : s * x1].astype(np.float64) / 255.0
 
     def channels(r, sub_cam):
         # seen at rest: the base face is the visible surface of base + part at this sub-pixel
         both = rasterize(sub_cam, V, F)
-        seen = (both.face_id == r.face_id) & r.mask
-        rgb = _resize(frame0, sub_cam).astype(np.float64) / 255.0
-        shade = _shade(base.face_normals[np.where(r.mask, r.face_id, 0)], forward)
-        return np.concatenate([rgb * seen[..., None], ((~seen) * shade)[..., None]], axis=2)
+        seen = ((both.face_id == r.face_id) & r.mask)[..., None]
+        shade = _shade(base.face_normals[np.where(r.mask, r.face_id, 0)], forward)[..., None]
+        return np.where(seen, frame0[: sub_cam.height, : sub_cam.width], shade * np.asarray(base_albedo))
 
-    alpha, depth, values = static_layer(cam, base.vertices, base.faces, channels)
-    as_t = lambda x: torch.as_tensor(np.stack(x), dtype=torch.float32)  # noqa: E731
+    alpha, depth, rgb = static_layer(cam, base.vertices, base.faces, channels, supersample=s)
+    T, HW = len(frames), cam.width * cam.height
+    base_layer = Layer(alpha=alpha.reshape(HW), depth=depth.reshape(HW), rgb=rgb.reshape(HW, 3))
+    bg = torch.as_tensor(background, dtype=torch.float32)
+    obs_alpha = torch.as_tensor(sil, dtype=torch.float32).reshape(T, HW)
+    obs_rgb = torch.as_tensor(obs).reshape(T, HW, 3)
+    a0, rgb0 = blend(base_layer, Layer(torch.zeros(HW), torch.zeros(HW), torch.zeros(HW, 3)), bg, 1.0)
+    base_loss = _pixel_loss(cfg, weights, a0[None], rgb0[None], obs_alpha, obs_rgb)  # (T, HW)
     return _Scene(
         view=View.from_camera(cam),
-        base_alpha=alpha[None],
-        base_depth=depth[None],
-        base_seen=values[None, ..., :3],
-        base_unseen=values[None, ..., 3:4],
-        obs_alpha=as_t(sil),
-        obs_rgb=as_t(obs) / 255.0,
-        background=torch.as_tensor(background, dtype=torch.float32),
+        base=base_layer,
+        obs_alpha=obs_alpha,
+        obs_rgb=obs_rgb,
+        base_loss=base_loss,
+        base_loss_sum=base_loss.sum(dim=1),
+        background=bg,
+        weights=tuple(weights),
         sigma=cfg.sigma_px,
     )
+
+
+def _unseen_albedo(frames: list[np.ndarray], background: np.ndarray, cfg: Config) -> np.ndarray:
+    """(3,) initial albedo of surfaces frame 0 did not see, [0, 1].
+
+    What the motion reveals (the cavity behind a door, a drawer's sides, a door's inner face) is
+    what changed between frame 0 and the last frame and is not background: its median colour,
+    divided by the mean headlight shading.
+    """
+    last, first = frames[-1], frames[0]
+    changed = np.abs(last.astype(np.int16) - first.astype(np.int16)).max(axis=2) > cfg.change_threshold * 255
+    changed &= _silhouette(last, background, cfg.background_threshold) > 0
+    if not changed.any():
+        return np.full(3, 0.5)
+    return np.clip(np.median(last[changed], axis=0) / 255.0 / MEAN_SHADE, 0.02, 0.98)
+
+
+#: Mean of the headlight shading ``0.55 + 0.45 |cos|`` over a hemisphere of normals.
+MEAN_SHADE = 0.775
 
 
 def _shade(normals, forward):
@@ -520,7 +667,12 @@ def _shade(normals, forward):
 
 
 def _render(cfg: Config, scene: _Scene, model: _Part, joint_type: str, axis, pivot, mags, albedo, diag: float):
-    """Composite (alpha (B, H, W), rgb (B, H, W, 3)) with the part moved by ``mags`` (B,)."""
+    """The composite where the part, moved by ``mags`` (B,), touches the image.
+
+    Returns the touched flat pixels ``b * HW + p`` (m,), and there the composite's soft
+    silhouette (m,) and colour (m, 3); everywhere else the composite is the base alone.
+    ``albedo`` (3,) colours the part's surfaces frame 0 did not see.
+    """
     import torch
 
     from stages.joint_fit.soft_render import Layer, blend, composite_layer, rasterize, sample_image
@@ -530,36 +682,65 @@ def _render(cfg: Config, scene: _Scene, model: _Part, joint_type: str, axis, piv
     q_r, q_d = dq_screw(axis, pivot, angle, disp)  # (B, 4) each
     q = (q_r[:, None], q_d[:, None])  # (B, 4) -> (B, 1, 4): broadcast over vertices
     verts = dq_transform(q, model.vertices[None])  # (B, V, 3)
-    frags = rasterize(scene.view, verts, model.faces, scene.sigma)
+    frags = rasterize(scene.view, verts, model.faces, scene.sigma, neighbours=model.neighbours)
 
     # colour: rest position of each fragment, projected into frame 0 where frame 0 saw it
-    corners = model.vertices[model.faces[frags.face]]  # (n, 3, 3)
-    rest = (frags.bary[..., None] * corners).sum(dim=1)  # (n, 3)
+    rest = (frags.bary[..., None] * model.corners[frags.face]).sum(dim=1)  # (n, 3, 1) * (n, 3, 3) -> (n, 3)
     uv0, z0 = model.texture_view.project(rest)
     with torch.no_grad():
         H0, W0 = model.rest_depth.shape
         ix = uv0[:, 0].floor().long().clamp(0, W0 - 1)
         iy = uv0[:, 1].floor().long().clamp(0, H0 - 1)
-        inside = (uv0[:, 0] >= 0) & (uv0[:, 0] < W0) & (uv0[:, 1] >= 0) & (uv0[:, 1] < H0)
-        seen = (inside & (z0 <= model.rest_depth[iy, ix] + model.seen_tol)).float()[:, None]
-    normals = q_rotate(q_r[frags.batch], model.normals[frags.face])  # (n, 3)
-    shade = _shade(normals, model.forward)[:, None]
-    colours = seen * sample_image(model.texture, uv0) + (1.0 - seen) * shade * albedo[1]
-    B, H, W = len(mags), scene.view.height, scene.view.width
-    part_layer = composite_layer(frags, colours, B, H, W, cfg.tau_layer * diag)
-    base_layer = Layer(scene.base_alpha, scene.base_depth, scene.base_seen + scene.base_unseen * albedo[0])
-    return blend(base_layer, part_layer, scene.background, cfg.tau_blend * diag)
+        seen = (z0 <= model.rest_depth[iy, ix] + model.seen_tol)[:, None]
+    normals = q_rotate(q_r[:, None], model.normals[None])  # (B, F, 3) face normals per frame
+    shade = _shade(normals, model.forward)[frags.batch, frags.face][:, None]
+    colours = torch.where(seen, sample_image(model.texture, uv0), shade * albedo)
+    index, part_layer = composite_layer(frags, colours, scene.view.height, scene.view.width, cfg.tau_layer * diag)
+    pix = index % scene.base.alpha.numel()
+    base_layer = Layer(scene.base.alpha[pix], scene.base.depth[pix], scene.base.rgb[pix])
+    alpha, rgb = blend(base_layer, part_layer, scene.background, cfg.tau_blend * diag)
+    return index, alpha, rgb
 
 
-def _frame_losses(cfg: Config, scene: _Scene, alpha, rgb, frame_idx, weights):
-    """(B,) loss per rendered frame: silhouette L1 + colour Charbonnier, means over pixels."""
+def _pixel_loss(cfg: Config, weights, alpha, rgb, obs_alpha, obs_rgb):
+    """Per-pixel loss (any shapes): silhouette L1 + Charbonnier of the chromaticity and, weighted
+    by ``luminance_weight``, of the brightness.
+
+    Chromaticity ``rgb / (r + g + b + CHROMA_EPS)`` hardly changes when a turning panel catches
+    more or less light, while frame-0 colours stay as they were at rest: splitting the colour
+    keeps shading changes from pulling the pose.
+    """
     import torch
 
-    sil = (alpha - scene.obs_alpha[frame_idx]).abs().mean(dim=(1, 2))
-    diff = rgb - scene.obs_rgb[frame_idx]
+    s = rgb.sum(dim=-1, keepdim=True) + CHROMA_EPS
+    s_obs = obs_rgb.sum(dim=-1, keepdim=True) + CHROMA_EPS
     eps = cfg.charbonnier_eps
-    col = (torch.sqrt(diff * diff + eps * eps) - eps).mean(dim=(1, 2, 3))
-    return weights[0] * sil + weights[1] * col
+
+    def rho(x):
+        return torch.sqrt(x * x + eps * eps) - eps
+
+    chroma = rho(rgb / s - obs_rgb / s_obs).sum(dim=-1)
+    brightness = rho((s - s_obs)[..., 0] / 3.0)
+    return weights[0] * (alpha - obs_alpha).abs() + weights[1] * (chroma + cfg.luminance_weight * brightness)
+
+
+#: Added to r + g + b before dividing, so that near-black pixels have a damped chromaticity.
+CHROMA_EPS = 0.15
+
+
+def _frame_losses(cfg: Config, scene: _Scene, index, alpha, rgb, frame_idx):
+    """(B,) mean loss over each rendered image; render b is compared with clip frame ``frame_idx[b]``.
+
+    The base-only loss of every pixel is known, so only the touched pixels are recomputed.
+    """
+    import torch
+
+    HW = scene.base.alpha.numel()
+    b, pix = index // HW, index % HW
+    t = frame_idx[b]
+    new = _pixel_loss(cfg, scene.weights, alpha, rgb, scene.obs_alpha[t, pix], scene.obs_rgb[t, pix])
+    delta = torch.zeros(len(frame_idx), dtype=new.dtype).index_add(0, b, new - scene.base_loss[t, pix])
+    return (scene.base_loss_sum[frame_idx] + delta) / HW
 
 
 def _candidates(box, cfg: Config) -> list[dict]:
@@ -579,57 +760,156 @@ def _candidates(box, cfg: Config) -> list[dict]:
                 for b in (-1, 0, 1):
                     origin = box.centre + 0.5 * (a * box.extents[j] * box.axes[j] + b * box.extents[k] * box.axes[k])
                     out.append({"joint_type": "revolute", "axis": axis, "origin": origin, "scale": cfg.revolute_cap})
+                    out[-1]["prior_axis"] = axis
             reach = cfg.prismatic_cap * max(float(box.extents[i]), 0.5 * box.diagonal)
             out.append({"joint_type": "prismatic", "axis": axis, "origin": box.centre.copy(), "scale": reach})
+            out[-1]["prior_axis"] = axis
     return out
 
 
-def _score_candidate(cfg: Config, scene: _Scene, model: _Part, c: dict, sub, albedo, diag: float, weights) -> dict:
+def _with_siblings(best: list[dict], candidates: list[dict], box) -> list[dict]:
+    """``best`` plus every candidate whose line lies within the part's thinnest extent of one of
+    them (same type and axis): across a thin panel, the lines at its front, middle and back
+    look alike in small images but differ in whether the panel can swing clear of the body."""
+    near = box.extents.min() * 1.01
+    out = list(best)
+    for c in candidates:  # one distance test per candidate
+        if any(c is b for b in out):
+            continue
+        for b in best:
+            if c["joint_type"] == b["joint_type"] and np.allclose(c["axis"], b["axis"]):
+                d = np.asarray(c["origin"]) - np.asarray(b["origin"])
+                if np.linalg.norm(d - (d @ b["axis"]) * np.asarray(b["axis"])) <= near:
+                    out.append(c)
+                    break
+    return out
+
+
+def _score_candidate(cfg: Config, scene: _Scene, model: _Part, c: dict, sub, albedo, diag: float, steps: int) -> dict:
     """Loss of a candidate with the best magnitude per frame from a grid over ``[0, scale]``."""
     import torch
 
-    grid = np.linspace(0.0, c["scale"], cfg.search_steps)
+    grid = np.linspace(0.0, c["scale"], steps)
     G = len(grid)
     mags = torch.as_tensor(np.tile(grid, len(sub)), dtype=torch.float32)  # (S * G,)
     frame_idx = torch.as_tensor(np.repeat(sub, G))
     axis = torch.as_tensor(c["axis"], dtype=torch.float32)
     pivot = torch.as_tensor(c["origin"], dtype=torch.float32)
     with torch.no_grad():
-        alpha, rgb = _render(cfg, scene, model, c["joint_type"], axis, pivot, mags, albedo, diag)
-        losses = _frame_losses(cfg, scene, alpha, rgb, frame_idx, weights).reshape(len(sub), G).numpy()
-    best = losses.argmin(axis=1)
-    return {"score": float(losses.min(axis=1).mean()), "grid_magnitudes": grid[best].tolist()}
+        index, alpha, rgb = _render(cfg, scene, model, c["joint_type"], axis, pivot, mags, albedo, diag)
+        losses = _frame_losses(cfg, scene, index, alpha, rgb, frame_idx).reshape(len(sub), G).numpy()
+    path, total = _monotone_path(losses)
+    return {"score": total / len(sub), "grid_magnitudes": grid[path].tolist()}
 
 
-def _refine(cfg: Config, scene: _Scene, model: _Part, c: dict, sub, T: int, diag: float, weights, iters: int) -> dict:
-    """Adam on axis, pivot, magnitude increments and albedos, starting from candidate ``c``."""
+def _monotone_path(costs: np.ndarray) -> tuple[np.ndarray, float]:
+    """Cheapest non-decreasing choice of one column per row (dynamic programming).
+
+    Parameters
+    ----------
+    costs : (S, G) float
+      Cost of grid magnitude g at scored frame s (frames in clip order).
+
+    Returns
+    -------
+    path : (S,) int
+      Column per row, non-decreasing (a part opens monotonically from rest).
+    total : float
+      Sum of the chosen costs.
+    """
+    S, G = costs.shape
+    acc = np.empty_like(costs)
+    arg = np.empty((S, G), dtype=np.int64)  # best predecessor column (<= g) of each cell
+    acc[0] = costs[0]
+    for s in range(1, S):  # one vectorised step per frame
+        best_prev = np.minimum.accumulate(acc[s - 1])
+        arg[s] = _argmin_prefix(acc[s - 1])
+        acc[s] = costs[s] + best_prev
+    path = np.empty(S, dtype=np.int64)
+    path[-1] = int(np.argmin(acc[-1]))
+    for s in range(S - 1, 0, -1):
+        path[s - 1] = arg[s, path[s]]
+    return path, float(acc[-1].min())
+
+
+def _argmin_prefix(values: np.ndarray) -> np.ndarray:
+    """(G,) int: for each g, the index of the minimum of ``values[: g + 1]`` (first on ties)."""
+    running = np.minimum.accumulate(values)
+    is_new = np.r_[True, values[1:] < running[:-1]]  # strict new minimum at g
+    return np.maximum.accumulate(np.where(is_new, np.arange(len(values)), 0))
+
+
+def _plausible(base, probes: np.ndarray, ranked: list[dict], keep: int) -> list[dict]:
+    """The first ``keep`` candidates of ``ranked`` whose part can make its observed motion
+    without entering the base (checked in rank order; each checked candidate gets ``free``).
+
+    A candidate whose best grid magnitudes would drive the part through the base explains the
+    pictures with an impossible motion (e.g. a door spun in its own plane through the frame).
+    If fewer than ``keep`` are plausible, the best-scored implausible ones fill up the list.
+    """
+    out = []
+    for c in ranked:  # stops as soon as `keep` plausible candidates are found
+        reach = float(max(c["grid_magnitudes"]))
+        free = kinematics.free_range(base, probes, c["joint_type"], c["axis"], c["origin"], reach, steps=8, refine=0)
+        c["free"] = free
+        if free >= PLAUSIBLE_REACH * reach:
+            out.append(c)
+        if len(out) == keep:
+            return out
+    implausible = [c for c in ranked if c not in out]
+    return out + implausible[: keep - len(out)]
+
+
+#: Share of a candidate's observed reach it must be able to move freely to count as plausible.
+PLAUSIBLE_REACH = 0.9
+
+
+def _refine(
+    cfg: Config,
+    scene: _Scene,
+    model: _Part,
+    c: dict,
+    sub,
+    frames,
+    diag: float,
+    iters: int,
+    move_line: bool = True,
+) -> dict:
+    """Adam on axis, pivot, magnitude increments and albedos, starting from candidate ``c``.
+
+    ``sub`` are the frames ``c``'s grid magnitudes belong to; ``frames`` the frames in the loss
+    (the magnitudes of all frames are parameters either way). With ``move_line`` False the axis
+    and pivot stay put and only magnitudes and albedos move.
+    """
     import torch
 
+    T = scene.obs_alpha.shape[0]
     jt, scale = c["joint_type"], float(c["scale"])
+    unit = scale / max(T - 1, 1)  # an increment of softplus(0) ~ 0.69 units per frame spans ~0.7 scale
     if "magnitudes" in c:
         m0 = np.asarray(c["magnitudes"], dtype=np.float64)
     else:  # grid magnitudes of the scored frames, interpolated over the clip and made monotone
         m0 = np.maximum.accumulate(np.interp(np.arange(T), np.r_[0, sub], np.r_[0.0, c["grid_magnitudes"]]))
-    inc = np.maximum(np.diff(m0) / scale, 1e-3)
+    inc = np.maximum(np.diff(m0) / unit, MIN_INCREMENT)
     axis_raw = torch.tensor(np.asarray(c["axis"]), dtype=torch.float32, requires_grad=True)
     pivot = torch.tensor(np.asarray(c["origin"]), dtype=torch.float32, requires_grad=True)
     delta = torch.tensor(inc + np.log(-np.expm1(-inc)), dtype=torch.float32, requires_grad=True)  # softplus^-1
-    albedo_logit = torch.tensor(np.asarray(c.get("albedo_logit", np.zeros((2, 3)))), dtype=torch.float32, requires_grad=True)
-    groups = [
-        {"params": [axis_raw], "lr": cfg.lr_axis},
-        {"params": [delta], "lr": cfg.lr_magnitude},
-        {"params": [albedo_logit], "lr": cfg.lr_albedo},
-    ]
-    if jt == "revolute":
+    albedo_logit = torch.tensor(np.asarray(c["albedo_logit"]), dtype=torch.float32, requires_grad=True)
+    groups = [{"params": [delta], "lr": cfg.lr_magnitude}, {"params": [albedo_logit], "lr": cfg.lr_albedo}]
+    if move_line:
+        groups.append({"params": [axis_raw], "lr": cfg.lr_axis})
+    if move_line and jt == "revolute":
         groups.append({"params": [pivot], "lr": cfg.lr_pivot * diag})
     opt = torch.optim.Adam(groups)
-    frame_idx = torch.arange(T)
+    frame_idx = torch.as_tensor(np.asarray(frames))
+    prior_axis = torch.as_tensor(np.asarray(c["prior_axis"]), dtype=torch.float32)
 
     def loss_fn():
         axis = axis_raw / axis_raw.norm()
-        mags = torch.cat([delta.new_zeros(1), torch.cumsum(torch.nn.functional.softplus(delta), 0)]) * scale
-        alpha, rgb = _render(cfg, scene, model, jt, axis, pivot, mags, torch.sigmoid(albedo_logit), diag)
-        return _frame_losses(cfg, scene, alpha, rgb, frame_idx, weights).mean(), axis, mags
+        mags = torch.cat([delta.new_zeros(1), torch.cumsum(torch.nn.functional.softplus(delta), 0)]) * unit
+        rendered = _render(cfg, scene, model, jt, axis, pivot, mags[frame_idx], torch.sigmoid(albedo_logit), diag)
+        data = _frame_losses(cfg, scene, *rendered, frame_idx).mean()
+        return data + cfg.axis_prior * (1.0 - (axis @ prior_axis) ** 2), axis, mags
 
     curve = []
     for _ in range(iters):
@@ -639,12 +919,14 @@ def _refine(cfg: Config, scene: _Scene, model: _Part, c: dict, sub, T: int, diag
         opt.step()
         with torch.no_grad():
             axis_raw /= axis_raw.norm()
-        curve.append(float(loss))
+        curve.append(float(loss.detach()))
     with torch.no_grad():
         loss, axis, mags = loss_fn()
     return {
         "joint_type": jt,
         "scale": scale,
+        "unit": unit,
+        "prior_axis": np.asarray(c["prior_axis"]).tolist(),
         "axis": axis.numpy().astype(np.float64).tolist(),
         "origin": pivot.detach().numpy().astype(np.float64).tolist(),
         "magnitudes": mags.numpy().astype(np.float64).tolist(),
@@ -655,16 +937,19 @@ def _refine(cfg: Config, scene: _Scene, model: _Part, c: dict, sub, T: int, diag
     }
 
 
-def _static_loss(cfg: Config, scene: _Scene, model: _Part, T: int, weights, diag: float) -> float:
-    """Loss of the clip explained by no motion at all (the part stays at rest)."""
+#: Smallest initial magnitude increment per frame, in units of ``scale / (T - 1)``: keeps the
+#: softplus of a frame the grid put at rest out of its flat tail.
+MIN_INCREMENT = 0.05
+
+
+def _static_loss(cfg: Config, scene: _Scene, model: _Part, frames, diag: float, albedo) -> float:
+    """Loss of the clip's ``frames`` explained by no motion at all (the part stays at rest)."""
     import torch
 
     with torch.no_grad():
-        mags = torch.zeros(T)
-        alpha, rgb = _render(
-            cfg, scene, model, "prismatic", torch.tensor([1.0, 0, 0]), torch.zeros(3), mags, torch.full((2, 3), 0.5), diag
-        )
-        return float(_frame_losses(cfg, scene, alpha, rgb, torch.arange(T), weights).mean())
+        mags = torch.zeros(len(frames))
+        rendered = _render(cfg, scene, model, "prismatic", torch.tensor([1.0, 0, 0]), torch.zeros(3), mags, albedo, diag)
+        return float(_frame_losses(cfg, scene, *rendered, torch.as_tensor(np.asarray(frames))).mean())
 
 
 def _origin_on_axis(joint_type: str, axis: np.ndarray, pivot: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -679,11 +964,3 @@ def _extent_along(points: np.ndarray, axis: np.ndarray) -> float:
     """Length of the points' projection on ``axis``, metres."""
     proj = np.asarray(points) @ (axis / np.linalg.norm(axis))
     return float(proj.max() - proj.min())
-
-
-def _surface_points(mesh, n: int, seed: int) -> np.ndarray:
-    """(n + V, 3) points: ``n`` area-uniform surface samples plus the mesh vertices."""
-    import trimesh
-
-    samples, _ = trimesh.sample.sample_surface(mesh, n, seed=seed)
-    return np.concatenate([samples, mesh.vertices])

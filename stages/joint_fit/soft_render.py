@@ -12,8 +12,13 @@ The base and the moving part are rendered as separate layers and composited by *
 blending** (DreamArt): per pixel a softmax over ``-depth / tau`` weighted by each layer's
 coverage decides their mix, and their union coverage lays it over the background.
 
-Conventions: cameras are OpenCV pinholes (pixel centres at integer + 0.5); images are
-``(B, H, W)`` / ``(B, H, W, 3)`` float tensors in [0, 1] (batch = frames); depths in metres.
+Only the part moves, so its layer is kept *sparse*: values at the pixels its fragments touch.
+Everywhere else the composite is the static base layer, whose loss is computed once; the work
+per iteration therefore scales with the part's fragments, not with the image.
+
+Conventions: cameras are OpenCV pinholes (pixel centres at integer + 0.5); dense images are
+``(B, H, W)`` / ``(B, H, W, 3)`` float tensors in [0, 1] (batch = frames); sparse values are
+indexed by the flat pixel ``b * H * W + y * W + x``; depths in metres.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from stages._shared.camera import Camera
 FAR_M = 1e3
 #: Smallest triangle area (pixels^2) treated as a triangle; slivers below get no coverage.
 MIN_AREA_PX2 = 1e-8
+#: Added to an inner edge's distance so that only silhouette edges make coverage soft, pixels.
+HARD_EDGE = 1e4
 
 
 @dataclass(frozen=True)
@@ -87,14 +94,22 @@ class Fragments:
 
 @dataclass(frozen=True)
 class Layer:
-    """One mesh rendered alone. alpha, depth : (B, H, W); rgb : (B, H, W, 3) (not premultiplied)."""
+    """One mesh rendered alone: alpha, depth (...) and rgb (..., 3) (not premultiplied), either
+    dense images or values at a list of pixels."""
 
     alpha: Tensor
     depth: Tensor
     rgb: Tensor
 
 
-def rasterize(view: View, vertices: Tensor, faces: Tensor, sigma: float, margin: float | None = None) -> Fragments:
+def rasterize(
+    view: View,
+    vertices: Tensor,
+    faces: Tensor,
+    sigma: float,
+    margin: float | None = None,
+    neighbours: Tensor | None = None,
+) -> Fragments:
     """Soft-rasterise a batch of posed copies of one mesh.
 
     Parameters
@@ -104,11 +119,18 @@ def rasterize(view: View, vertices: Tensor, faces: Tensor, sigma: float, margin:
     vertices : (B, V, 3) float
       Vertex positions per frame, base frame, metres (differentiable).
     faces : (F, 3) int64
-      Triangles, shared by all frames; either winding.
+      Triangles, shared by all frames.
     sigma : float
       Edge softness, pixels; coverage is 0.5 on the edge, 0.95 at ``3 sigma`` inside.
     margin : float, optional
       How far outside a triangle fragments are kept, pixels (default ``4 sigma``).
+    neighbours : (F, 3) int64, optional
+      For a closed mesh with outward (counter-clockwise) winding: the face across each edge,
+      edge ``i`` being the one opposite vertex ``i`` (see :func:`edge_neighbours`). Faces turned
+      away from the camera are then dropped (a back face of a closed mesh is always hidden), and
+      an edge whose neighbour is drawn too is an inner edge: it cuts hard (each pixel centre
+      belongs to the faces on its side), so adjacent faces tile the surface without a
+      half-covered seam and only silhouette edges are soft.
     """
     if vertices.ndim != 3 or vertices.shape[-1] != 3:
         raise ValueError(f"`vertices` must be (B, V, 3), got {tuple(vertices.shape)}")
@@ -118,83 +140,152 @@ def rasterize(view: View, vertices: Tensor, faces: Tensor, sigma: float, margin:
     tri = uv[:, faces]  # (B, V, 2) -> (B, F, 3, 2)
     tri_z = z[:, faces]  # (B, F, 3)
 
-    # 1. enumerate fragments from each triangle's pixel box grown by `margin` (integer work)
+    # 1. which faces are drawn, and which of their edges are inner edges (no gradient)
     with torch.no_grad():
-        lo = torch.floor(tri.amin(dim=2) - 0.5 - margin).long().clamp(min=0)  # (B, F, 2) first pixel
-        hi = torch.ceil(tri.amax(dim=2) - 0.5 + margin).long()
-        hi = torch.minimum(hi, torch.tensor([W - 1, H - 1]))
-        size = (hi - lo + 1).clamp(min=0)
-        size = torch.where((tri_z > 0).all(dim=2, keepdim=True), size, torch.zeros_like(size))
-        counts = (size[..., 0] * size[..., 1]).reshape(-1)  # (B * F,)
-        owner = torch.repeat_interleave(torch.arange(B * F), counts)  # (n,) flat (frame, face)
-        start = torch.cumsum(counts, 0) - counts
-        local = torch.arange(owner.numel()) - start[owner]
-        sx = size.reshape(-1, 2)[owner, 0]
-        px = lo.reshape(-1, 2)[owner, 0] + local % sx
-        py = lo.reshape(-1, 2)[owner, 1] + local // sx
-    b, f = owner // F, owner % F
+        area = _cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])  # (B, F) twice the signed area
+        drawn = (tri_z > 0).all(dim=2) & (area.abs() > MIN_AREA_PX2)
+        inner = torch.zeros(B, F, 3, dtype=torch.bool)
+        if neighbours is not None:
+            pc = vertices.detach() @ view.R.T + view.t  # (B, V, 3) camera frame
+            v0, v1, v2 = pc[:, faces[:, 0]], pc[:, faces[:, 1]], pc[:, faces[:, 2]]
+            drawn &= (torch.linalg.cross(v1 - v0, v2 - v0) * v0).sum(-1) < 0  # normal towards the camera
+            inner = drawn[:, neighbours.clamp(min=0)] & (neighbours >= 0)  # (B, F, 3): the face across is drawn
+        hard = inner.to(tri.dtype) * HARD_EDGE  # lifts inner edges out of the soft-distance minimum
 
-    # 2. signed distance of the pixel centre to the triangle and 2D barycentrics (differentiable)
-    t = tri.reshape(B * F, 3, 2)[owner]  # (n, 3, 2)
-    p = torch.stack([px, py], dim=1).to(t.dtype) + 0.5  # (n, 2) pixel centres
-    a, bb, c = t[:, 0], t[:, 1], t[:, 2]
-    area = _cross(bb - a, c - a)  # (n,) twice the signed area
-    orient = torch.where(area >= 0, 1.0, -1.0).to(t.dtype)
-    e0 = _cross(c - bb, p - bb) * orient  # opposite vertex a
-    e1 = _cross(a - c, p - c) * orient  # opposite vertex b
-    e2 = _cross(bb - a, p - a) * orient  # opposite vertex c
-    lengths = torch.stack([(c - bb).norm(dim=1), (a - c).norm(dim=1), (bb - a).norm(dim=1)], dim=1).clamp(min=1e-9)
-    dist = (torch.stack([e0, e1, e2], dim=1) / lengths).amin(dim=1)  # (n,) px, positive inside
-    valid = area.abs() > MIN_AREA_PX2
-    coverage = torch.sigmoid(dist / sigma) * valid
+    # 2. per face: the three edge lines e_i(p) = A x + B y + C (positive inside, edge i opposite
+    #    vertex i), their inverse lengths, the lift of inner edges and the vertices' 1/z, packed
+    #    as (B * F, 3, 6) so that each fragment needs one gather; the soft signed distance to the
+    #    face is the minimum over its silhouette edges of e_i * inv_len_i
+    nxt, prv = tri.roll(-1, dims=2), tri.roll(-2, dims=2)  # vertex i+1 and i+2 of each corner i
+    d = prv - nxt  # (B, F, 3, 2) edge opposite vertex i, from vertex i+1 to i+2
+    orient = torch.where(area >= 0, 1.0, -1.0).to(tri.dtype)[..., None]  # (B, F, 1)
+    A, Bc = -d[..., 1] * orient, d[..., 0] * orient
+    C = (d[..., 1] * nxt[..., 0] - d[..., 0] * nxt[..., 1]) * orient
+    inv_len = 1.0 / d.norm(dim=-1).clamp(min=1e-9)
+    K = torch.stack([A, Bc, C, inv_len, hard, 1.0 / tri_z], dim=-1).reshape(B * F, 3, 6)
 
-    # 3. perspective-correct depth and barycentrics, clamped into the triangle
-    w = torch.stack([e0, e1, e2], dim=1).clamp(min=0.0)  # (n, 3)
+    # 3. enumerate fragments row by row: on each pixel row of a drawn face, the pixel centres
+    #    within `margin` of its silhouette edges and inside its inner edges form one span, found
+    #    from the three edge lines
+    #    (integer and no-gradient work; no pixel outside the grown face is visited)
+    with torch.no_grad():
+        k = K.detach()
+        y_lo = torch.floor(tri[..., 1].amin(dim=2) - 0.5 - margin).long().clamp(min=0).reshape(-1)  # (B * F,)
+        y_hi = torch.ceil(tri[..., 1].amax(dim=2) - 0.5 + margin).long().clamp(max=H - 1).reshape(-1)
+        rows = ((y_hi - y_lo + 1).clamp(min=0) * drawn.reshape(-1)).long()
+        face_of_row = torch.repeat_interleave(torch.arange(B * F), rows)  # (r,)
+        y = y_lo[face_of_row] + torch.arange(face_of_row.numel()) - (torch.cumsum(rows, 0) - rows)[face_of_row]
+        kr = k[face_of_row]  # (r, 3, 6)
+        # edge i as a function of x on this row: s_i(x) = a_i x + b_i with s_i = dist_i + slack_i,
+        # the slack being `margin` beyond silhouette edges and none at inner edges, whose far
+        # side the neighbouring face covers (a centre on the edge goes to both faces)
+        slack = (margin * ~inner).to(tri.dtype).reshape(B * F, 3)[face_of_row]  # (r, 3)
+        a = kr[..., 0] * kr[..., 3]
+        b = (kr[..., 1] * (y[:, None] + 0.5) + kr[..., 2]) * kr[..., 3] + slack
+        b = b + torch.where(inner.reshape(B * F, 3)[face_of_row], 1e-6, 0.0)  # keep centres on the edge
+        flat = a.abs() < 1e-12
+        root = -b / torch.where(flat, torch.ones_like(a), a)  # s_i(root) = 0
+        big = torch.full_like(root, float(W) + 1.0)
+        x_lo = torch.where(a > 0, root, torch.where(flat & (b < 0), big, -big)).amax(dim=1)  # s_i > 0 for x > x_lo
+        x_hi = torch.where(a < 0, root, torch.where(flat & (b < 0), -big, big)).amin(dim=1)
+        # clip to the face's box grown by `margin`: outside an acute corner the edge lines alone
+        # would let the span run far along the corner's bisector
+        box_lo = (tri[..., 0].amin(dim=2) - margin).reshape(-1)[face_of_row]
+        box_hi = (tri[..., 0].amax(dim=2) + margin).reshape(-1)[face_of_row]
+        first = torch.ceil(torch.maximum(x_lo, box_lo) - 0.5).long().clamp(min=0)  # centres inside (x_lo, x_hi)
+        last = torch.floor(torch.minimum(x_hi, box_hi) - 0.5).long().clamp(max=W - 1)
+        span = (last - first + 1).clamp(min=0)
+        row = torch.repeat_interleave(torch.arange(span.numel()), span)  # (n,) fragment -> row
+        px = first[row] + torch.arange(row.numel()) - (torch.cumsum(span, 0) - span)[row]
+        py = y[row]
+        owner = face_of_row[row]
+
+    # 4. coverage from the signed distance, perspective-correct depth and barycentrics
+    Kn = K[owner]  # (n, 3, 6)
+    dist, edges = _edge_terms(Kn, px, py)
+    w = edges.clamp(min=0.0)  # barycentrics clamped into the face
     w = w / w.sum(dim=1, keepdim=True).clamp(min=1e-12)
-    inv_z = w / tri_z.reshape(B * F, 3)[owner]  # (n, 3)
+    inv_z = w * Kn[..., 5]  # (n, 3)
     inv_depth = inv_z.sum(dim=1)
-    depth = 1.0 / inv_depth
-    bary = inv_z / inv_depth[:, None]
-    keep = coverage > 1e-4
     return Fragments(
-        batch=b[keep], face=f[keep], pixel=(py * W + px)[keep], coverage=coverage[keep], depth=depth[keep], bary=bary[keep]
+        batch=owner // F,
+        face=owner % F,
+        pixel=py * W + px,
+        coverage=torch.sigmoid(dist / sigma),
+        depth=1.0 / inv_depth,
+        bary=inv_z / inv_depth[:, None],
     )
 
 
-def composite_layer(frags: Fragments, colours: Tensor, batch: int, height: int, width: int, tau: float) -> Layer:
-    """Aggregate fragments into a layer.
+def _edge_terms(K: Tensor, px: Tensor, py: Tensor) -> tuple[Tensor, Tensor]:
+    """Pixel centres ``(px + 0.5, py + 0.5)`` (n,) against packed faces ``K`` (n, 3, 6).
+
+    Returns the signed distance to the face's silhouette edges (n,) (pixels, positive inside;
+    outside, the distance to the nearest such edge line; ``HARD_EDGE`` for a face without one)
+    and the edge functions (n, 3) (positive inside, proportional to the barycentrics).
+    """
+    x = (px.to(K.dtype) + 0.5)[:, None]
+    y = (py.to(K.dtype) + 0.5)[:, None]
+    edges = K[..., 0] * x + K[..., 1] * y + K[..., 2]
+    return (edges * K[..., 3] + K[..., 4]).amin(dim=1), edges
+
+
+def edge_neighbours(faces: np.ndarray) -> np.ndarray:
+    """(F, 3) int64: the face sharing each face's edge opposite vertex i, -1 on an open edge.
+
+    Parameters
+    ----------
+    faces : (F, 3) int
+      Triangles of a mesh; an edge shared by more than two faces keeps one of them.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    F = len(faces)
+    # edge i of face f joins vertices (i + 1) % 3 and (i + 2) % 3
+    a = faces[:, [1, 2, 0]].reshape(-1)
+    b = faces[:, [2, 0, 1]].reshape(-1)
+    key = np.minimum(a, b) * (faces.max() + 1) + np.maximum(a, b)  # (3F,) undirected edge id
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    out = np.full(3 * F, -1, dtype=np.int64)
+    pair = np.flatnonzero(ks[1:] == ks[:-1])  # consecutive equal keys: the two faces of an edge
+    first, second = order[pair], order[pair + 1]
+    out[first], out[second] = second // 3, first // 3
+    return out.reshape(F, 3)
+
+
+def composite_layer(frags: Fragments, colours: Tensor, height: int, width: int, tau: float) -> tuple[Tensor, Layer]:
+    """Aggregate fragments into a sparse layer: values at the pixels the fragments touch.
 
     Parameters
     ----------
     frags : Fragments
     colours : (n, 3) float
       Colour of each fragment, [0, 1].
-    batch, height, width : int
-      Output size.
+    height, width : int
+      Image size.
     tau : float
       Depth softness, metres: a fragment ``tau`` behind another weighs ``1/e`` as much.
+
+    Returns
+    -------
+    index : (m,) int64
+      Flat pixel ``b * H * W + y * W + x`` of each touched pixel, sorted.
+    layer : Layer
+      alpha, depth (m,) and rgb (m, 3) at those pixels.
     """
-    n_pix = batch * height * width
-    idx = frags.batch * (height * width) + frags.pixel  # (n,) flat pixel index
+    flat = frags.batch * (height * width) + frags.pixel  # (n,) flat pixel of each fragment
+    index, inv = torch.unique(flat, return_inverse=True)  # (m,), (n,) fragment -> touched pixel
+    m = index.numel()
     # alpha = 1 - prod(1 - c) = 1 - exp(sum log(1 - c))
-    log_free = torch.zeros(n_pix, dtype=colours.dtype).index_add(0, idx, torch.log1p(-frags.coverage.clamp(max=1 - 1e-6)))
-    alpha = 1.0 - torch.exp(log_free)
+    log_free = torch.zeros(m, dtype=colours.dtype).index_add(0, inv, torch.log1p(-frags.coverage.clamp(max=1 - 1e-6)))
     # soft-min depth: weights c * exp(-z / tau), stabilised by the per-pixel max of the log-weight
     logit = torch.log(frags.coverage) - frags.depth / tau
     with torch.no_grad():
-        top = torch.full((n_pix,), -torch.inf, dtype=logit.dtype).scatter_reduce(0, idx, logit, "amax")
-    e = torch.exp(logit - top[idx])  # (n,) in (0, 1]
-    den = torch.zeros(n_pix, dtype=e.dtype).index_add(0, idx, e)
-    num = torch.zeros(n_pix, 4, dtype=e.dtype).index_add(0, idx, e[:, None] * torch.cat([frags.depth[:, None], colours], 1))
-    covered = den > 0
-    safe = torch.where(covered, den, torch.ones_like(den))
-    depth = torch.where(covered, num[:, 0] / safe, torch.full_like(den, FAR_M))
-    rgb = num[:, 1:] / safe[:, None]
-    return Layer(
-        alpha=alpha.reshape(batch, height, width),
-        depth=depth.reshape(batch, height, width),
-        rgb=rgb.reshape(batch, height, width, 3),
-    )
+        top = torch.full((m,), -torch.inf, dtype=logit.dtype).scatter_reduce(0, inv, logit, "amax")
+    e = torch.exp(logit - top[inv])  # (n,) in (0, 1], at least one 1 per pixel
+    den = torch.zeros(m, dtype=e.dtype).index_add(0, inv, e)
+    num = torch.zeros(m, 4, dtype=e.dtype).index_add(0, inv, e[:, None] * torch.cat([frags.depth[:, None], colours], 1))
+    return index, Layer(alpha=1.0 - torch.exp(log_free), depth=num[:, 0] / den, rgb=num[:, 1:] / den[:, None])
 
 
 def blend(base: Layer, part: Layer, background: Tensor, tau: float) -> tuple[Tensor, Tensor]:
@@ -207,7 +298,7 @@ def blend(base: Layer, part: Layer, background: Tensor, tau: float) -> tuple[Ten
     Parameters
     ----------
     base, part : Layer
-      Same (B, H, W); a static base may have batch 1 (broadcast).
+      Values at the same pixels: any matching (or broadcasting) shapes, dense or sparse.
     background : (3,) float
       Background colour, [0, 1].
     tau : float
@@ -215,10 +306,10 @@ def blend(base: Layer, part: Layer, background: Tensor, tau: float) -> tuple[Ten
 
     Returns
     -------
-    alpha : (B, H, W) float
+    alpha : (...) float
       Soft silhouette of the whole object.
-    rgb : (B, H, W, 3) float
-      Composite image.
+    rgb : (..., 3) float
+      Composite colour.
     """
     with torch.no_grad():
         z0 = torch.minimum(base.depth, part.depth)
@@ -290,5 +381,5 @@ def static_layer(camera: Camera, vertices: np.ndarray, faces: np.ndarray, channe
 
 
 def _cross(a: Tensor, b: Tensor) -> Tensor:
-    """z of the 2D cross product, row-wise: (n, 2), (n, 2) -> (n,)."""
-    return a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    """z of the 2D cross product over the last axis: (..., 2), (..., 2) -> (...)."""
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]

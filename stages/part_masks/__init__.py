@@ -18,10 +18,11 @@ HingeSide = Literal["left", "right", "top", "bottom"]
 class PartMask:
     """One movable part as seen in the photo.
 
-    name : link name, ``[A-Za-z0-9_]`` (e.g. ``door_0``, ``drawer_1``). mask : (H, W) PNG in
-    input-photo pixels. joint_type / hinge_side : the proposed articulation; hinge_side is the
-    panel edge (as seen in the photo) the hinge sits on, None for prismatic parts.
-    click : the (x, y) pixel prompt that selected the part, None when found automatically.
+    name : link name, ``[A-Za-z0-9_]`` (e.g. ``door_0``, ``drawer_1``). mask : (H, W) PNG on
+    the working image's grid (``ForegroundResult.image``, the reconstructed camera's grid).
+    joint_type / hinge_side : the proposed articulation; hinge_side is the panel edge (as seen
+    in the photo) the hinge sits on, None for prismatic parts. click : the (x, y) input-photo
+    pixel prompt that selected the part, None when found automatically.
     confidence : in [0, 1].
     """
 
@@ -49,11 +50,13 @@ def run(
     clicks: tuple[tuple[int, int], ...],
     out_dir: Path,
 ) -> PartMasksResult:
-    """With ``clicks``, one part per click, in click order; without, parts found automatically."""
+    """With ``clicks`` (input-photo pixels), one part per click, in click order; without, parts
+    found automatically."""
+    width, height = round(fg.width / fg.scale), round(fg.height / fg.scale)  # the input photo's size
     for x, y in clicks:
-        if not (0 <= x < fg.width and 0 <= y < fg.height):
+        if not (0 <= x < width and 0 <= y < height):
             raise ValueError(
-                f"click ({x}, {y}) is outside the {fg.width}x{fg.height} photo; "
+                f"click ({x}, {y}) is outside the {width}x{height} photo; "
                 "give --click X,Y in pixels with 0 <= X < width and 0 <= Y < height"
             )
     return BACKENDS[cfg.backend](cfg, fg, recon, tuple(clicks), Path(out_dir))

@@ -1,15 +1,24 @@
 """Part masks backend "seams": movable panels read from the seams on the object's box faces.
 
-Doors, drawers and lids of box-like objects are rectangular panels separated from the body by
+Doors, drawers and lids of box-like objects are rectangular panels set off from the body by
 thin straight seams (the dark gap around a panel, or the edge of a panel standing proud). The
-photo is rectified face by face with the fitted camera, so that every seam becomes an
-axis-aligned line; long straight seams split each face into regions, and regions that look like
-panels (nearly rectangular, a sensible size, bounded by seams, with a handle) are the movable
-parts. The handle's place on its panel gives the joint: near a vertical edge, a door hinged on
-the opposite edge; centred, a drawer; near the top or bottom edge, a flap hinged on the opposite
-horizontal edge. Panels on the top face are lids.
+photo is rectified face by face with the fitted camera, so that every seam is a row or a column
+of the rectified image:
 
-With clicks, each click picks the panel (or, failing that, the seam-bounded region) under it.
+1. seam evidence per direction: a colour step or a thin dark line across it;
+2. an XY cut: each cell (first the whole face) is cut along its strongest seam that crosses it
+   end to end (coverage, no long break, one surface on each side), until no seam is left;
+3. cells of panel size are scored: on the object, bounded by seams, with a handle (a blob that
+   stands out from the panel's fitted colour; several like blobs are controls, not a handle);
+4. the handle's place gives the joint: far towards a vertical edge, a door hinged on the
+   opposite edge; near the top (bottom) edge, a flap hinged at the bottom (top); centred, a
+   drawer. Two mirrored handles split a cell into two doors whose seam a proud door hides;
+5. a full-width seam near the top of the front face with a handle on the strip above it or on
+   the top face, and no panel of its own below, is a box's lid (top face plus edge strips).
+
+With clicks, each click picks the panel, or else the seam-bounded cell, under it; clicks that
+share one panel split it between them. Masks are warped back to the photo and cut to the
+foreground mask.
 """
 
 from __future__ import annotations
@@ -36,14 +45,29 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _SOBEL_GAIN = 4.0
 #: Most pixels used to fit a panel's colour model (a regular subsample).
 _FIT_PIXELS = 6000
-#: Recursion depth of the seam cuts (face -> columns -> cells -> ...).
-_MAX_CUT_DEPTH = 4
-#: A cut seam must reach into both end stretches of this fraction of the cell it crosses.
-_END_FRACTION = 0.15
 #: Band along a panel's border (fraction of its shorter side) its base colour is first fitted on.
 _BORDER_BAND = 0.15
-#: Confidence factor by the number of a panel's sides that are seams (not the face's edge).
+#: Confidence factor by the number of a panel's sides that are seams (not the face's edge),
+#: without and with a handle of its own (a full-face door is bounded by the face's edges).
 _SEAM_SIDE_FACTOR = (0.0, 0.3, 0.8, 1.0, 1.0)
+_SEAM_SIDE_FACTOR_HANDLED = (0.6, 0.9, 1.0, 1.0, 1.0)
+#: Seam evidence is grown along the seam by this many pixels (bridging aliasing dashes).
+_BRIDGE_PX = 3
+#: Rows on each side of a seam checked to show one surface.
+_SIDE_ROWS = 3
+#: Faces turned away from the camera up to this cosine are still rectified (a lid's top seen
+#: from just below its plane), showing nothing.
+_MAX_HIDDEN_COS = 0.2
+#: Largest share of a panel's width (height) a handle spans.
+_MAX_HANDLE_SPAN = 0.7
+#: Radius range of round doors' glass, fraction of the face's shorter side.
+_ROUND_RADIUS = (0.08, 0.45)
+#: Least share of a step's gradient along the radius for it to count towards a circle.
+_ROUND_RADIAL = 0.9
+#: Least share of the panel (or face) around it a round door fills.
+_ROUND_FILL = 0.3
+#: Hough circles examined per face.
+_ROUND_CANDIDATES = 4
 #: Length over width from which a blob is a bar handle.
 _BAR_ASPECT = 2.5
 
@@ -76,7 +100,16 @@ class Config(BaseModel):
         0.6, gt=0, le=1, description="share of a cell's width (height) a seam must cover to cut it"
     )
     seam_max_gap: float = Field(
-        0.15, gt=0, le=1, description="longest break along a seam, fraction of the cell's width (height) it crosses"
+        0.3, gt=0, le=1, description="longest break along a seam, fraction of the cell's width (height) it crosses"
+    )
+    seam_end_gap: float = Field(
+        0.12, ge=0, le=1, description="farthest a seam may stop short of a cell's edge, fraction of the cell's width (height)"
+    )
+    seam_frame: float = Field(
+        0.035,
+        ge=0,
+        le=0.5,
+        description="a seam may always stop this short of a cell's edge (a frame's border), fraction of the face's longer side",
     )
     min_panel_area: float = Field(0.012, gt=0, lt=1, description="smallest panel, fraction of the face area")
     max_panel_area: float = Field(
@@ -92,7 +125,7 @@ class Config(BaseModel):
         0.14, gt=0, lt=1, description="colour difference from the panel marking a handle, fraction of full intensity"
     )
     handle_area: tuple[float, float] = Field(
-        (0.0006, 0.08), description="handle blob area range, fraction of the panel area"
+        (0.0006, 0.15), description="handle blob area range, fraction of the panel area"
     )
     handle_margin: float = Field(
         0.03, ge=0, lt=0.5, description="band along a panel's border not searched for handles, fraction of its shorter side"
@@ -101,13 +134,25 @@ class Config(BaseModel):
         3, ge=2, description="this many similar blobs on a panel make it a control panel, not a handled part"
     )
     edge_band: float = Field(
-        0.22, gt=0, lt=0.5, description="handle centre this far or further from the panel centre (fraction of the panel width) means a side-hinged door"
+        0.22,
+        gt=0,
+        lt=0.5,
+        description="handle this far from the panel's centre (fraction of its width) or further: a door hinged on the far edge",
     )
     flap_band: float = Field(
-        0.2, gt=0, lt=0.5, description="handle centre within this fraction of the height from the top/bottom edge means a flap hinged on the other edge"
+        0.16,
+        gt=0,
+        lt=0.5,
+        description="handle this close to the top (bottom) edge, fraction of the height: a flap hinged at the other edge",
+    )
+    lid_max_height: float = Field(
+        0.22, gt=0, lt=1, description="tallest lid edge strip along the front face's top, fraction of the face height"
     )
     drawer_aspect: float = Field(
         1.4, gt=1, description="width / height above which a panel without a handle is taken for a drawer"
+    )
+    round_support: float = Field(
+        0.25, gt=0, le=1, description="share of a round door's rim (or glass) circumference with step evidence"
     )
     min_confidence: float = Field(0.6, ge=0, le=1, description="smallest confidence of an automatically proposed part")
 
@@ -133,7 +178,8 @@ class _Panel:
     """A candidate part on one rectified face.
 
     mask : (H, W) bool in the rectified face. bbox : (c0, r0, c1, r1) rectified pixels, c1/r1
-    exclusive. rect : (s0, s1, t0, t1) face coordinates, metres.
+    exclusive. rect : (s0, s1, t0, t1) face coordinates, metres. extra : (face name, mask) pairs
+    of the part on other faces (a lid's front and side edges).
     """
 
     face: str
@@ -148,6 +194,19 @@ class _Panel:
     joint_type: Literal["revolute", "prismatic"]
     hinge_side: Literal["left", "right", "top", "bottom"] | None
     confidence: float
+    extra: tuple[tuple[str, np.ndarray], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """A rectangle of a face left between seams. bbox : (c0, r0, c1, r1) pixels, c1/r1 exclusive.
+    seam_sides : (top, bottom, left, right) whether that side is a seam (else the face's edge).
+    grow : per side, whether a mask of the cell reaches over the seam band there (not where a
+    cell was split without a band)."""
+
+    bbox: tuple[int, int, int, int]
+    seam_sides: tuple[bool, bool, bool, bool]
+    grow: tuple[bool, bool, bool, bool] = (True, True, True, True)
 
 
 @dataclass(frozen=True)
@@ -165,7 +224,7 @@ class _Face:
     valid: np.ndarray
     seams: np.ndarray
     regions: np.ndarray
-    cells: tuple
+    cells: tuple[_Cell, ...]
     panels: tuple[_Panel, ...]
 
 
@@ -188,8 +247,8 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
     Raises
     ------
     ValueError
-      A click is on no visible face of the box, two clicks pick the same part, or no movable
-      panel is found automatically.
+      A click is on no face of the box turned to the camera, several clicks pick one lid, or no
+      movable panel is found automatically.
     """
     from stages.part_masks import PartMask, PartMasksResult
 
@@ -205,13 +264,17 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
     mesh = read_mesh(recon.mesh)
     faces = box_faces(*mesh.bounds)
 
-    # 2. Rectify every face that faces the camera and find its seams and panels.
-    analysed = {}
+    # 2. Rectify every face that faces the camera; find seams and panels on those seen well.
+    rectified, analysed = {}, {}
     for name in cfg.faces:
         face = faces[name]
-        if face.facing(camera) < cfg.min_face_cos or face.projected_area(camera) < cfg.min_face_area_px:
+        if face.facing(camera) <= -_MAX_HIDDEN_COS or np.any(camera.project(face.corners)[1] <= 0):
             continue
-        analysed[name] = _analyse_face(cfg, face, camera, image, fg_mask)
+        rectified[name] = _rectify(cfg, face, camera, image, fg_mask)
+        if face.facing(camera) >= cfg.min_face_cos and face.projected_area(camera) >= cfg.min_face_area_px:
+            analysed[name] = rectified[name] = _analyse(cfg, rectified[name])
+    if "front" in analysed:
+        rectified = _add_lid(cfg, rectified)
     if not analysed:
         raise ValueError(
             f"no face of the box {np.round(mesh.extents, 3).tolist()} m faces the camera with at least "
@@ -219,18 +282,18 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
         )
 
     # 3. One part per click, or every confident panel.
-    scale = float(getattr(fg, "scale", 1.0))
+    scale = float(fg.scale)
     if clicks:
-        chosen = [_panel_at_click(cfg, analysed, (x, y), scale) for x, y in clicks]
-        _check_distinct(chosen, clicks)
+        hits = [_panel_at_click(cfg, rectified, analysed, (x, y), scale) for x, y in clicks]
+        chosen = _separate(cfg, rectified, hits, clicks)
         picked = list(zip(chosen, [tuple(map(int, c)) for c in clicks]))
     else:
-        auto = [p for f in cfg.auto_faces if f in analysed for p in analysed[f].panels]
+        auto = [p for f in cfg.auto_faces if f in rectified for p in rectified[f].panels]
         confident = [p for p in auto if p.confidence >= cfg.min_confidence]
         if not confident:
             best = max((p.confidence for p in auto), default=0.0)
             raise ValueError(
-                f"no movable panel found automatically on faces {sorted(set(cfg.auto_faces) & set(analysed))} "
+                f"no movable panel found automatically on faces {sorted(set(cfg.auto_faces) & set(rectified))} "
                 f"(best confidence {best:.2f} < min_confidence {cfg.min_confidence}); give --click X,Y on "
                 "each movable part, or lower `min_confidence`"
             )
@@ -243,11 +306,11 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
     counters: dict[str, int] = {}
     parts, records = [], []
     for panel, click in picked:
-        face = analysed[panel.face]
+        face = rectified[panel.face]
         kind = "drawer" if panel.joint_type == "prismatic" else ("lid" if panel.face == "top" else "door")
         name = f"{kind}_{counters.get(kind, 0)}"
         counters[kind] = counters.get(kind, 0) + 1
-        mask = _to_photo(face, panel.mask, fg_mask.shape) & fg_mask
+        mask = _to_photo(rectified, panel, fg_mask.shape) & fg_mask
         if not mask.any():
             raise ValueError(f"part {name} (click {click}) covers no pixel of the object mask {fg.mask}")
         path = write_image(out_dir / "masks" / f"{name}.png", mask)
@@ -265,7 +328,7 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
 
     # 5. Summary and inspection images.
     for name, face in analysed.items():
-        write_image(out_dir / "faces" / f"{name}.png", _overlay(face, [p for p, _ in picked]))
+        write_image(out_dir / "faces" / f"{name}.png", _overlay(face, rectified, [p for p, _ in picked]))
     write_json(
         out_dir / "parts.json",
         {
@@ -296,11 +359,11 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
 # ---------------------------------------------------------------------------------------------
 
 
-def _analyse_face(cfg: Config, face: BoxFace, camera: Camera, image: np.ndarray, fg_mask: np.ndarray) -> _Face:
-    """Rectify ``face`` from the photo and find its seams, cells and panels."""
+def _rectify(cfg: Config, face: BoxFace, camera: Camera, image: np.ndarray, fg_mask: np.ndarray) -> _Face:
+    """Rectify ``face`` from the photo (no seams or panels yet)."""
     import cv2
 
-    # 1. Rectified size: as fine as the face's finest direction in the photo, capped.
+    # Rectified size: as fine as the face's finest direction in the photo, capped.
     uv, _ = camera.project(face.corners)
     ppm_s = max(np.linalg.norm(uv[1] - uv[0]), np.linalg.norm(uv[2] - uv[3])) / face.width
     ppm_t = max(np.linalg.norm(uv[3] - uv[0]), np.linalg.norm(uv[2] - uv[1])) / face.height
@@ -311,21 +374,36 @@ def _analyse_face(cfg: Config, face: BoxFace, camera: Camera, image: np.ndarray,
     rgb = cv2.warpPerspective(image, Hm, (W, H), flags=flags, borderMode=cv2.BORDER_REPLICATE)
     rgb = rgb.astype(np.float32) / 255.0  # (H, W, 3) in [0, 1]
     valid = cv2.warpPerspective(fg_mask.astype(np.uint8) * 255, Hm, (W, H), flags=flags, borderValue=0) > 127
+    if face.facing(camera) <= 0:
+        valid[:] = False  # turned away: kept for its geometry (a lid's top), shows nothing
+    no_seams, no_regions = np.zeros((H, W), bool), np.zeros((H, W), np.int32)
+    return _Face(face, Hm, (face.width / W, face.height / H), rgb, valid, no_seams, no_regions, (), ())
 
-    # 2. Seam evidence per direction, then the face cut recursively along full-length seams.
-    horizontal, vertical = _seam_evidence(cfg, rgb, valid)
-    cells = _xy_cut(cfg, horizontal, vertical, valid)
+
+def _analyse(cfg: Config, face: _Face) -> _Face:
+    """Find a rectified face's seams, cells and panels."""
+    H, W = face.valid.shape
+    horizontal, vertical = _seam_evidence(cfg, face.rgb, face.valid)
+    cells = _xy_cut(cfg, face.rgb, horizontal, vertical, face.valid)
     regions = np.zeros((H, W), np.int32)
     for k, cell in enumerate(cells):
         c0, r0, c1, r1 = cell.bbox
         regions[r0:r1, c0:c1] = k + 1
-    regions[~valid] = 0
-
-    # 3. Panels: cells that look like movable parts.
-    m_per_px = (face.width / W, face.height / H)
-    face_data = _Face(face, Hm, m_per_px, rgb, valid, horizontal | vertical, regions, tuple(cells), ())
-    panels = [p for cell in cells if _is_candidate(cfg, face_data, cell) for p in _cell_panels(cfg, face_data, cell)]
-    return dataclasses.replace(face_data, panels=tuple(panels))
+    regions[~face.valid] = 0
+    face = dataclasses.replace(face, seams=horizontal | vertical, regions=regions, cells=tuple(cells))
+    panels = [p for cell in cells if _is_candidate(cfg, face, cell) for p in _cell_panels(cfg, face, cell)]
+    if face.face.name != "top":
+        # A round door replaces the cell panel around it when it fills a good part of it (a
+        # washer's front below its controls), not when it is a dial or a knob on a door.
+        face_area = float(face.valid.sum())
+        for door in _round_doors(cfg, face):
+            c0, r0, c1, r1 = door.bbox
+            centre = ((r0 + r1) // 2, (c0 + c1) // 2)
+            around = [p for p in panels if p.mask[centre]]
+            room = sum(float(p.mask.sum()) for p in around) if around else face_area
+            if door.mask.sum() >= _ROUND_FILL * room:
+                panels = [p for p in panels if not p.mask[centre]] + [door]
+    return dataclasses.replace(face, panels=tuple(panels))
 
 
 def _seam_evidence(cfg: Config, rgb: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -333,7 +411,8 @@ def _seam_evidence(cfg: Config, rgb: np.ndarray, valid: np.ndarray) -> tuple[np.
 
     Evidence across a seam is the larger of the colour step (Sobel, max over channels) and the
     depth of a thin dark line (black top-hat), above ``seam_contrast``; it is thickened across
-    the seam by ``seam_tilt`` so that a slightly tilted seam still fills rows or columns.
+    the seam by ``seam_tilt`` so that a slightly tilted seam still fills rows or columns, and
+    along it by ``_BRIDGE_PX`` so that an aliased, dashed faint edge becomes a line.
     """
     import cv2
 
@@ -349,71 +428,103 @@ def _seam_evidence(cfg: Config, rgb: np.ndarray, valid: np.ndarray) -> tuple[np.
     horizontal = ((np.maximum(step_y, dark_h) > cfg.seam_contrast) & inside).astype(np.uint8)
     vertical = ((np.maximum(step_x, dark_v) > cfg.seam_contrast) & inside).astype(np.uint8)
     d = 2 * max(1, int(round(cfg.seam_tilt * max(H, W)))) + 1
-    horizontal = cv2.dilate(horizontal, np.ones((d, 1), np.uint8)).astype(bool)
-    vertical = cv2.dilate(vertical, np.ones((1, d), np.uint8)).astype(bool)
+    horizontal = cv2.dilate(horizontal, np.ones((d, _BRIDGE_PX), np.uint8)).astype(bool) & valid
+    vertical = cv2.dilate(vertical, np.ones((_BRIDGE_PX, d), np.uint8)).astype(bool) & valid
     return horizontal, vertical
 
 
-@dataclass(frozen=True)
-class _Cell:
-    """A rectangle of a face left between seams. bbox : (c0, r0, c1, r1) pixels, c1/r1 exclusive.
-    seam_sides : (top, bottom, left, right) whether that side is a seam (else the face's edge)."""
+def _xy_cut(
+    cfg: Config, rgb: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray, valid: np.ndarray
+) -> list[_Cell]:
+    """Split a face into cells along seams that cross a whole cell, strongest seam first.
 
-    bbox: tuple[int, int, int, int]
-    seam_sides: tuple[bool, bool, bool, bool]
-
-
-def _xy_cut(cfg: Config, horizontal: np.ndarray, vertical: np.ndarray, valid: np.ndarray) -> list[_Cell]:
-    """Split a face into cells along seams that run across a whole cell, recursively.
-
-    A row (column) of a cell is a cut when seam evidence covers ``seam_coverage`` of the cell's
-    valid width (height) and reaches both ends of it; runs of cut rows are one seam, removed
-    from both sides. The cells of the resulting grid are cut again until nothing changes, which
-    finds drawers stacked in one column of a face beside a door in the other.
+    Each step cuts a cell along its single strongest seam (the row or column band of highest
+    coverage) and goes on with the two sides. A seam is so always judged across the cell it
+    must split: drawers stacked in one column beside a door are found, and a door's window
+    edge that lines up with a row of buttons elsewhere on the face is not taken for a seam.
     """
     H, W = valid.shape
+    frame_px = cfg.seam_frame * max(H, W)
     cells = []
-    stack = [((0, 0, W, H), (False, False, False, False), 0)]
+    stack = [((0, 0, W, H), (False, False, False, False))]
     while stack:  # loop over cells (a few dozen per face)
-        (c0, r0, c1, r1), sides, depth = stack.pop()
+        (c0, r0, c1, r1), sides = stack.pop()
         v = valid[r0:r1, c0:c1]
-        row_bands = _cut_bands(cfg, horizontal[r0:r1, c0:c1], v)
-        col_bands = _cut_bands(cfg, vertical[r0:r1, c0:c1].T, v.T)
-        if depth >= _MAX_CUT_DEPTH or (not row_bands and not col_bands):
+        rgb_cell = rgb[r0:r1, c0:c1]
+        bands = [(s, a, b, "row") for s, a, b in _cut_bands(cfg, horizontal[r0:r1, c0:c1], v, rgb_cell, frame_px)]
+        bands += [
+            (s, a, b, "col")
+            for s, a, b in _cut_bands(cfg, vertical[r0:r1, c0:c1].T, v.T, rgb_cell.transpose(1, 0, 2), frame_px)
+        ]
+        if not bands:
             cells.append(_Cell((c0, r0, c1, r1), sides))
             continue
-        for a, b, top, bottom in _between(r1 - r0, row_bands):
-            for c, d, left, right in _between(c1 - c0, col_bands):
-                new_sides = (top or (a == 0 and sides[0]), bottom or (b == r1 - r0 and sides[1]),
-                             left or (c == 0 and sides[2]), right or (d == c1 - c0 and sides[3]))
-                stack.append(((c0 + c, r0 + a, c0 + d, r0 + b), new_sides, depth + 1))
+        _, a, b, kind = max(bands)
+        top, bottom, left, right = sides
+        n = r1 - r0 if kind == "row" else c1 - c0
+        if kind == "row":
+            if a > 0:
+                stack.append(((c0, r0, c1, r0 + a), (top, True, left, right)))
+            if b < n:
+                stack.append(((c0, r0 + b, c1, r1), (True, bottom, left, right)))
+        else:
+            if a > 0:
+                stack.append(((c0, r0, c0 + a, r1), (top, bottom, left, True)))
+            if b < n:
+                stack.append(((c0 + b, r0, c1, r1), (top, bottom, True, right)))
     return sorted(cells, key=lambda cell: (cell.bbox[1], cell.bbox[0]))
 
 
-def _cut_bands(cfg: Config, evidence: np.ndarray, valid: np.ndarray) -> list[tuple[int, int]]:
-    """Runs ``[a, b)`` of rows of ``evidence`` (h, w) that are seams across the whole width.
+def _cut_bands(
+    cfg: Config, evidence: np.ndarray, valid: np.ndarray, rgb: np.ndarray, frame_px: float
+) -> list[tuple[float, int, int]]:
+    """Runs ``[a, b)`` of rows of ``evidence`` (h, w) that are seams across the whole width,
+    each with its strength (the best coverage in the run).
 
-    A row is a seam when evidence covers ``seam_coverage`` of its valid pixels, reaches into
-    both end stretches and leaves no gap longer than ``seam_max_gap`` of the width (features
-    that merely line up, such as a window's edge and a row of buttons, leave long gaps).
+    A row is a seam when evidence covers ``seam_coverage`` of its valid pixels, starts and ends
+    within ``seam_end_gap`` of the row's ends or ``frame_px`` pixels (a panel's seam stops only
+    at a frame's border) and breaks for no more than ``seam_max_gap`` in between (a handle may
+    hide a stretch). A run
+    of such rows is kept when each side of it is one surface along its length (``rgb`` (h, w, 3)
+    is the cell's image): a window's edge has the window on one side for part of its length
+    and the door for the rest, a seam has one panel on each side.
     """
     h, w = evidence.shape
     if h < 3 or w < 3:
         return []
-    end = max(1, int(round(_END_FRACTION * w)))
     n_valid = valid.sum(axis=1)
     cover = evidence.sum(axis=1) / np.maximum(n_valid, 1)
-    cover_start = evidence[:, :end].sum(axis=1) / np.maximum(valid[:, :end].sum(axis=1), 1)
-    cover_end = evidence[:, -end:].sum(axis=1) / np.maximum(valid[:, -end:].sum(axis=1), 1)
-    # Longest run without evidence per row (off-object pixels do not break a seam).
-    hit = evidence | ~valid
+    hit = evidence | ~valid  # off-object pixels neither start, end nor break a seam
     cols = np.arange(w)
-    last = np.maximum.accumulate(np.where(hit, cols, -1), axis=1)  # last hit at or before each column
-    gap = np.max(cols - last, axis=1)
-    cut = (cover >= cfg.seam_coverage) & (np.minimum(cover_start, cover_end) >= 0.5 * cfg.seam_coverage)
-    cut &= (n_valid >= 0.5 * w) & (gap <= cfg.seam_max_gap * w)
+    any_hit = hit.any(axis=1)
+    first = np.where(any_hit, np.argmax(hit, axis=1), w)
+    last = np.where(any_hit, w - 1 - np.argmax(hit[:, ::-1], axis=1), -1)
+    previous = np.maximum.accumulate(np.where(hit, cols, -1), axis=1)  # last hit at or before each column
+    inner_gap = np.max(np.where(cols <= last[:, None], cols - previous - 1, 0), axis=1)
+    end_gap = np.maximum(first, w - 1 - last)
+    cut = (cover >= cfg.seam_coverage) & (n_valid >= 0.5 * w)
+    cut &= (end_gap <= max(cfg.seam_end_gap * w, frame_px)) & (inner_gap <= cfg.seam_max_gap * w)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], cut.astype(np.int8), [0]])))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+    bands = []
+    for a, b in zip(edges[::2], edges[1::2]):  # loop over seam candidates (a few per cell)
+        if _one_surface(cfg, rgb[max(0, a - _SIDE_ROWS):a], valid[max(0, a - _SIDE_ROWS):a]) and _one_surface(
+            cfg, rgb[b:b + _SIDE_ROWS], valid[b:b + _SIDE_ROWS]
+        ):
+            bands.append((float(cover[a:b].max()), int(a), int(b)))
+    return bands
+
+
+def _one_surface(cfg: Config, strip: np.ndarray, valid: np.ndarray) -> bool:
+    """Whether a strip (k, w, 3) along a seam shows one surface: at most ``seam_max_gap`` of its
+    columns differ from its median colour by more than ``handle_contrast``."""
+    if strip.shape[0] == 0:
+        return True  # the seam runs along the cell's edge
+    seen = valid.all(axis=0)
+    if seen.mean() < 0.5:
+        return True  # mostly off the object: the seam runs along the object's outline
+    colours = strip.mean(axis=0)[seen]  # (n, 3) mean colour per column
+    off = np.abs(colours - np.median(colours, axis=0)).max(axis=1) > cfg.handle_contrast
+    return bool(off.mean() <= cfg.seam_max_gap)
 
 
 def _between(n: int, bands: list[tuple[int, int]]) -> list[tuple[int, int, bool, bool]]:
@@ -446,9 +557,10 @@ def _is_candidate(cfg: Config, face: _Face, cell: _Cell) -> bool:
 def _cell_panels(cfg: Config, face: _Face, cell: _Cell) -> list[_Panel]:
     """The panel(s) of one candidate cell.
 
-    Two mirrored upright handles near the middle of a cell mean two doors meeting there, hinged
-    on the outer edges, even when the seam between them does not show (a proud door hides it
-    from an oblique view): the cell is split between the handles.
+    Two like handles mirrored about the cell's vertical centre line mean two doors meeting
+    there (hinged on the outer edges) or two drawers side by side, even when the seam between
+    them does not show (a proud door hides it from an oblique view): the cell is split midway
+    between the handles.
     """
     blobs = _handle_blobs(cfg, face, cell)
     handles = [b for b in blobs if not b.control]
@@ -458,7 +570,11 @@ def _cell_panels(cfg: Config, face: _Face, cell: _Cell) -> list[_Panel]:
     c0, r0, c1, r1 = cell.bbox
     split = c0 + int(round(0.5 * (pair[0].centre[0] + pair[1].centre[0]) * (c1 - c0)))
     top, bottom, left, right = cell.seam_sides
-    halves = [_Cell((c0, r0, split, r1), (top, bottom, left, True)), _Cell((split, r0, c1, r1), (top, bottom, True, right))]
+    gt, gb, gl, gr = cell.grow
+    halves = [
+        _Cell((c0, r0, split, r1), (top, bottom, left, True), (gt, gb, gl, False)),
+        _Cell((split, r0, c1, r1), (top, bottom, True, right), (gt, gb, False, gr)),
+    ]
     return [_make_panel(cfg, face, half, _handle_blobs(cfg, face, half)) for half in halves]
 
 
@@ -470,8 +586,9 @@ def _make_panel(cfg: Config, face: _Face, cell: _Cell, blobs: list[_Handle]) -> 
     rect = (c0 * sm, c1 * sm, r0 * st, r1 * st)
     # The mask reaches over the seam bands around the cell (half of each, the tilt allowance).
     g = max(1, int(round(cfg.seam_tilt * max(H, W)))) + 1
+    top, bottom, left, right = (g * grow for grow in cell.grow)
     mask = np.zeros((H, W), bool)
-    mask[max(0, r0 - g):r1 + g, max(0, c0 - g):c1 + g] = True
+    mask[max(0, r0 - top):r1 + bottom, max(0, c0 - left):c1 + right] = True
     mask &= face.valid
     rectangularity = float(face.valid[r0:r1, c0:c1].mean())
 
@@ -483,10 +600,13 @@ def _make_panel(cfg: Config, face: _Face, cell: _Cell, blobs: list[_Handle]) -> 
     area_fraction = float(face.valid[r0:r1, c0:c1].sum()) / float(face.valid.sum())
     size_ok = area_fraction <= cfg.max_panel_area or handle is not None
     rect_score = float(np.clip((rectangularity - cfg.min_rectangularity) / (0.95 - cfg.min_rectangularity), 0, 1))
-    # A handle at a panel's bottom edge (a flip-up door) is as often a pedal or a plinth detail.
-    handle_score = 0.0 if handle is None or (joint_type == "revolute" and hinge_side == "top" and face.face.name != "top") else 1.0
+    # A handle at a panel's bottom edge (a flip-up door) is as often a pedal or a plinth detail;
+    # one cut by its top edge is a lid's tab reaching over the seam onto the box's wall.
+    flip_up = joint_type == "revolute" and hinge_side == "top" and face.face.name != "top"
+    handled = handle is not None and not flip_up and not _touches_top(handle, cell)
     n_seams = int(sum(cell.seam_sides))
-    confidence = (0.5 * handle_score + 0.25 * rect_score + 0.25 * size_ok) * _SEAM_SIDE_FACTOR[n_seams]
+    factor = (_SEAM_SIDE_FACTOR_HANDLED if handled else _SEAM_SIDE_FACTOR)[n_seams]
+    confidence = (0.5 * handled + 0.25 * rect_score + 0.25 * size_ok) * factor
     if controls:
         confidence *= 0.5
     return _Panel(
@@ -503,6 +623,65 @@ def _make_panel(cfg: Config, face: _Face, cell: _Cell, blobs: list[_Handle]) -> 
         hinge_side=hinge_side,
         confidence=float(confidence),
     )
+
+
+def _round_doors(cfg: Config, face: _Face) -> list[_Panel]:
+    """Round doors (a washer's): a circle (the glass or the rim) and the outermost concentric
+    ring with its edge showing (the rim); the disc is the panel.
+
+    Circles come from a Hough transform of the rectified face; among the concentric rings of
+    0.5 to 2 times their radius, one (the glass) must have radial step evidence all along twice
+    ``round_support`` of its circumference, and the outermost with ``round_support`` is the
+    door's rim. The handle on the
+    disc gives the hinge, as on any panel; a disc without one is a window or a dial.
+    """
+    import cv2
+
+    H, W = face.valid.shape
+    n = min(H, W)
+    grey = cv2.GaussianBlur(face.rgb, (0, 0), 1.0) @ _LUMA
+    found = cv2.HoughCircles(
+        np.clip(grey * 255, 0, 255).astype(np.uint8), cv2.HOUGH_GRADIENT, dp=1.5, minDist=0.3 * n,
+        param1=60, param2=30, minRadius=int(_ROUND_RADIUS[0] * n), maxRadius=int(_ROUND_RADIUS[1] * n),
+    )
+    if found is None:
+        return []
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / _SOBEL_GAIN
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / _SOBEL_GAIN
+    angles = np.linspace(0, 2 * np.pi, 180, endpoint=False)
+    cos, sin = np.cos(angles), np.sin(angles)
+
+    def support(cx: float, cy: float, radii: np.ndarray) -> np.ndarray:
+        """(R,) share of each circle's points with a step across it above seam_contrast."""
+        x = np.rint(cx + radii[:, None] * cos).astype(int)  # (R, 180)
+        y = np.rint(cy + radii[:, None] * sin).astype(int)
+        inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
+        xi, yi = np.clip(x, 0, W - 1), np.clip(y, 0, H - 1)
+        gxs, gys = gx[yi, xi], gy[yi, xi]
+        radial = np.abs(gxs * cos + gys * sin)
+        # Edges crossing the ring obliquely (a window's sides, a handle) do not count.
+        along = radial >= _ROUND_RADIAL * np.hypot(gxs, gys)
+        return np.mean((radial > cfg.seam_contrast) & along & inside & face.valid[yi, xi], axis=1)
+
+    doors = []
+    for cx, cy, r in found[0][:_ROUND_CANDIDATES]:  # loop over a few circle candidates
+        radii = np.linspace(0.5 * r, 2.0 * r, 61)
+        ring = support(cx, cy, radii)
+        if ring.max() < 2 * cfg.round_support:  # no clearly round edge (a square's inscribed circle)
+            continue
+        rho = float(radii[np.flatnonzero(ring >= cfg.round_support).max()])  # the outermost ring: the rim
+        rr, cc = np.ogrid[:H, :W]
+        disc = ((cc - cx) ** 2 + (rr - cy) ** 2 <= rho**2) & face.valid
+        if disc.sum() < cfg.min_panel_area * face.valid.sum() or any(d.mask[int(cy), int(cx)] for d in doors):
+            continue
+        c0, r0 = max(0, int(cx - rho)), max(0, int(cy - rho))
+        c1, r1 = min(W, int(np.ceil(cx + rho)) + 1), min(H, int(np.ceil(cy + rho)) + 1)
+        cell = _Cell((c0, r0, c1, r1), (True,) * 4)
+        panel = _make_panel(cfg, face, cell, _handle_blobs(cfg, face, cell))
+        if panel.handle is None or panel.joint_type != "revolute":
+            continue  # a round window, a dial or a porthole, not a door
+        doors.append(dataclasses.replace(panel, mask=disc, rectangularity=float(disc.sum()) / ((c1 - c0) * (r1 - r0))))
+    return doors
 
 
 def _handle_blobs(cfg: Config, face: _Face, cell: _Cell) -> list[_Handle]:
@@ -546,7 +725,13 @@ def _handle_blobs(cfg: Config, face: _Face, cell: _Cell) -> list[_Handle]:
     )
     area = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
     panel_area = float(own.sum())
-    ok = np.flatnonzero((area >= max(6.0, cfg.handle_area[0] * panel_area)) & (area <= cfg.handle_area[1] * panel_area))
+    bw_all, bh_all = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
+    ok = np.flatnonzero(
+        (area >= max(6.0, cfg.handle_area[0] * panel_area))
+        & (area <= cfg.handle_area[1] * panel_area)
+        & (bw_all <= _MAX_HANDLE_SPAN * w)  # slivers along a whole edge are shading, not handles
+        & (bh_all <= _MAX_HANDLE_SPAN * h)
+    )
     if len(ok) == 0:
         return []
     mean_diff = np.asarray(ndimage.mean(diff, lab, ok + 1))
@@ -557,7 +742,8 @@ def _handle_blobs(cfg: Config, face: _Face, cell: _Cell) -> list[_Handle]:
     like = (np.abs(np.log(area[:, None] / area[None])) < np.log(2.0)) & (
         np.abs(np.log(aspect[:, None] / aspect[None])) < np.log(1.6)
     )
-    control = like.sum(axis=1) >= cfg.max_handle_blobs
+    compact = aspect < _BAR_ASPECT  # buttons and knobs; slivers along an edge are not controls
+    control = compact & ((like & compact[None]).sum(axis=1) >= cfg.max_handle_blobs)
     # Bars are the commonest handles; a round blob beside a bar is a dial, a lock or a logo.
     score = mean_diff * np.sqrt(area) * np.where(aspect >= _BAR_ASPECT, 2.0, 1.0)
     cx, cy = centroids[ok + 1, 0], centroids[ok + 1, 1]
@@ -574,16 +760,19 @@ def _handle_blobs(cfg: Config, face: _Face, cell: _Cell) -> list[_Handle]:
 
 
 def _mirrored_pair(cfg: Config, handles: list[_Handle]) -> tuple[_Handle, _Handle] | None:
-    """Two upright bar handles mirrored about a panel's vertical centre line, if any."""
-    bars = [b for b in handles if b.size[1] >= _BAR_ASPECT * b.size[0] and abs(b.centre[0] - 0.5) < 0.5 - cfg.edge_band]
-    for i in range(len(bars)):
+    """Two like handles mirrored about a panel's vertical centre line, if any.
+
+    Two doors meeting in the middle (or two drawers side by side) carry their handles so; a
+    proud door hides the seam between them from an oblique view, the handles still show.
+    """
+    for i in range(len(handles)):
         for j in range(i):
-            a, b = bars[i], bars[j]
+            a, b = handles[i], handles[j]
             if (
                 abs(a.centre[0] + b.centre[0] - 1.0) < 0.1
-                and abs(a.centre[0] - b.centre[0]) > 0.02
+                and abs(a.centre[0] - b.centre[0]) > 0.1
                 and abs(a.centre[1] - b.centre[1]) < 0.15
-                and 0.5 < a.size[1] / b.size[1] < 2.0
+                and all(0.5 < sa / sb < 2.0 for sa, sb in zip(a.size, b.size))
             ):
                 return (a, b) if a.centre[0] < b.centre[0] else (b, a)
     return None
@@ -620,51 +809,190 @@ def _joint_from_handle(
     return "prismatic", None
 
 
+def _add_lid(cfg: Config, faces: dict[str, _Face]) -> dict[str, _Face]:
+    """Add a lid panel when a full-width seam runs near the top of the front face.
+
+    A box's lid shows as its top face plus a thin strip along the top of the front (and side)
+    faces above a seam; the lid panel has masks on all of them and is hinged at the back. Its
+    handle is a tab hanging over the seam or a knob on the top face. Without either, or when the
+    front below carries confident panels of its own, it stays below the automatic confidence
+    threshold (a cabinet's top board looks the same).
+    """
+    front, top = faces["front"], faces.get("top")
+    if top is None:
+        return faces
+    H, W = front.valid.shape
+    g = max(1, int(round(cfg.seam_tilt * max(H, W)))) + 1
+    below = [
+        cell for cell in front.cells
+        if cell.seam_sides[0] and 0 < cell.bbox[1] <= cfg.lid_max_height * H and (cell.bbox[2] - cell.bbox[0]) >= 0.85 * W
+    ]
+    # The lowest such seam with no confident panel above it (a lid's edge may show two seams);
+    # a panel starting at the face's top edge is the lid's own edge strip, not a drawer.
+    seams = [cell.bbox[1] for cell in below]
+    seams = [s for s in seams if not any(g < p.bbox[1] < s and p.confidence >= cfg.min_confidence for p in front.panels)]
+    if not seams:
+        return faces
+    seam = max(seams)  # first row under the lid's seam
+    thickness = seam * front.m_per_px[1]  # metres, down from the top edge
+
+    # Masks: the whole top face, and the strip over the seam on the front and side faces.
+    extra = []
+    for name in ("front", "left", "right"):
+        if name in faces:
+            f = faces[name]
+            rows = int(np.ceil(thickness / f.m_per_px[1]))
+            m = np.zeros_like(f.valid)
+            m[:rows] = f.valid[:rows]
+            extra.append((name, m))
+    h_top, w_top = top.valid.shape
+    top_blobs = _handle_blobs(cfg, top, _Cell((0, 0, w_top, h_top), (False,) * 4))
+    strip = _Cell((0, 0, W, min(H, 2 * seam + g)), (False, False, False, False))  # a tab may hang over the seam
+    blobs = _handle_blobs(cfg, front, strip) + top_blobs
+    handles = [b for b in blobs if not b.control]
+    handle = max(handles, key=lambda b: b.score) if handles else None
+    # Hinged at the back edge unless the handle sits on the top face near that edge.
+    on_top = handle is not None and any(handle is b for b in top_blobs)
+    hinge = "bottom" if on_top and handle.centre[1] < cfg.flap_band else "top"
+    # A front that carries confident panels of its own (doors, drawers, a flap) is not a box's
+    # wall: its top strip is a frame or a top board, and the lid stays a click-only candidate.
+    rest = tuple(p for p in front.panels if p.bbox[1] >= seam)
+    front_opening = any(p.confidence >= cfg.min_confidence for p in rest)
+    confidence = 0.5 * (handle is not None and not front_opening) + 0.5
+    lid = _Panel(
+        face="top",
+        mask=top.valid.copy(),
+        bbox=(0, 0, w_top, h_top),
+        rect=(0.0, top.face.width, 0.0, top.face.height),
+        area_fraction=1.0,
+        rectangularity=float(top.valid.mean()),
+        seam_sides=2,
+        handle=handle,
+        controls=len(handles) < len(blobs),
+        joint_type="revolute",
+        hinge_side=hinge,
+        confidence=confidence,
+        extra=tuple(extra),
+    )
+    return {**faces, "front": dataclasses.replace(front, panels=rest), "top": dataclasses.replace(top, panels=(lid,))}
+
+
+def _touches_top(handle: _Handle, cell: _Cell) -> bool:
+    """Whether a handle reaches a cell's top edge (a lid's tab reaching over the seam)."""
+    c0, r0, c1, r1 = cell.bbox
+    top = handle.centre[1] * (r1 - r0) - 0.5 * handle.size[1]
+    return bool(top <= 2 + _BORDER_BAND * 0.25 * min(r1 - r0, c1 - c0))
+
+
 # ---------------------------------------------------------------------------------------------
 # Clicks
 # ---------------------------------------------------------------------------------------------
 
 
-def _panel_at_click(cfg: Config, faces: dict[str, _Face], click: tuple[int, int], scale: float) -> _Panel:
-    """The panel under an input-photo click, else the seam-bounded region under it."""
+def _panel_at_click(
+    cfg: Config, rectified: dict[str, _Face], analysed: dict[str, _Face], click: tuple[int, int], scale: float
+) -> tuple[_Panel, str, tuple[int, int]]:
+    """The panel under an input-photo click (else the seam-bounded cell under it), the face the
+    click lands on and its rectified pixel (row, column) there.
+
+    ``rectified`` holds every face turned to the camera, ``analysed`` those searched for panels;
+    a click on a face seen too obliquely to be searched gets that face searched now.
+    """
     from scipy import ndimage
 
     x, y = click
     p = np.array([(x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5, 1.0])  # OpenCV pixel coordinates
-    for face in faces.values():
+    for name, face in rectified.items():
         q = np.linalg.solve(face.homography, p)
         if q[2] <= 0:
             continue
         c, r = q[0] / q[2], q[1] / q[2]
-        H, W = face.regions.shape
+        H, W = face.valid.shape
         if not (-0.5 <= c < W - 0.5 and -0.5 <= r < H - 0.5):
             continue
         c, r = int(round(np.clip(c, 0, W - 1))), int(round(np.clip(r, 0, H - 1)))
-        for panel in face.panels:
-            if panel.mask[r, c]:
-                return panel
+        # A panel with a mask on this face (lids reach over several faces).
+        for panel in (pn for f in rectified.values() for pn in f.panels):
+            masks = dict(((panel.face, panel.mask),) + panel.extra)
+            if name in masks and masks[name][r, c]:
+                return panel, name, (r, c)
         # No panel: the cell under the click (the nearest one when it lands on a seam).
+        face = analysed[name] if name in analysed else _analyse(cfg, face)
         label = face.regions[r, c]
-        if label == 0:
+        if label == 0 and face.regions.any():
             _, (rr, cc) = ndimage.distance_transform_edt(face.regions == 0, return_indices=True)
             label = face.regions[rr[r, c], cc[r, c]]
         if label == 0:
-            raise ValueError(f"click ({x}, {y}) lands on face {face.face.name!r}, which holds no region; click inside the object")
+            raise ValueError(f"click ({x}, {y}) lands on face {name!r}, which shows none of the object; click on the part")
+        rectified[name] = face
         cell = face.cells[label - 1]
-        return _make_panel(cfg, face, cell, _handle_blobs(cfg, face, cell))
+        return _make_panel(cfg, face, cell, _handle_blobs(cfg, face, cell)), name, (r, c)
     raise ValueError(
-        f"click ({x}, {y}) lands on no visible face of the object's box (faces analysed: {sorted(faces)}); "
+        f"click ({x}, {y}) lands on no face of the object's box turned to the camera ({sorted(rectified)}); "
         "click on the part in the photo, in input-photo pixels"
     )
 
 
-def _check_distinct(panels: list[_Panel], clicks) -> None:
-    for i in range(len(panels)):
-        for j in range(i):
-            if panels[i].face == panels[j].face and panels[i].bbox == panels[j].bbox:
-                raise ValueError(
-                    f"clicks {tuple(clicks[j])} and {tuple(clicks[i])} pick the same part; give one click per movable part"
-                )
+def _separate(cfg: Config, faces: dict[str, _Face], hits: list, clicks) -> list[_Panel]:
+    """One panel per click: clicks that landed on one panel split it between them.
+
+    The user knows better than the seams: two clicks on what looked like one panel are two
+    parts whose seam did not show. The panel's cell is cut, recursively, between the two
+    farthest clicks along the axis they differ most on, at the row (column) of strongest seam
+    evidence between them when it crosses half the cell (their midpoint otherwise).
+    """
+    panels = [h[0] for h in hits]
+    groups: dict[tuple, list[int]] = {}
+    for k, (panel, _, _) in enumerate(hits):
+        groups.setdefault((panel.face, panel.bbox, len(panel.extra)), []).append(k)
+    for members in groups.values():
+        if len(members) == 1:
+            continue
+        panel, name, _ = hits[members[0]]
+        if panel.extra or name != panel.face:
+            raise ValueError(
+                f"clicks {[tuple(clicks[k]) for k in members]} all pick the part on face {panel.face!r} "
+                "that spans several faces; give one click per movable part"
+            )
+        face = faces[name]
+        points = {k: hits[k][2] for k in members}
+        for k, cell in _split_cell(face, _Cell(panel.bbox, (True,) * 4), points).items():
+            panels[k] = _make_panel(cfg, face, cell, _handle_blobs(cfg, face, cell))
+    return panels
+
+
+def _split_cell(face: _Face, cell: _Cell, points: dict[int, tuple[int, int]]) -> dict[int, _Cell]:
+    """Cells, one per point (row, column), cut from ``cell`` between the points."""
+    if len(points) == 1:
+        return {k: cell for k in points}
+    c0, r0, c1, r1 = cell.bbox
+    keys = list(points)
+    rc = np.array([points[k] for k in keys], dtype=np.float64)  # (n, 2) rows, columns
+    spread = (rc.max(axis=0) - rc.min(axis=0)) / np.array([r1 - r0, c1 - c0])
+    axis = int(np.argmax(spread))  # 0: cut along a row, 1: along a column
+    lo, hi = int(rc[:, axis].min()), int(rc[:, axis].max())
+    if hi - lo < 2:
+        raise ValueError(
+            f"clicks at rectified pixels {rc.astype(int).tolist()} are too close to tell apart; click once per part"
+        )
+    evidence = face.seams[r0:r1, c0:c1]
+    cover = evidence.mean(axis=1 - axis)  # per row (axis 0) or column (axis 1)
+    start = r0 if axis == 0 else c0
+    between = cover[lo + 1 - start:hi - start]
+    best = int(np.argmax(between))
+    cut = lo + 1 + best if between[best] >= 0.5 else (lo + hi + 1) // 2  # a seam's trace, else halfway
+    top, bottom, left, right = cell.seam_sides
+    gt, gb, gl, gr = cell.grow
+    if axis == 0:
+        first = _Cell((c0, r0, c1, cut), (top, True, left, right), (gt, False, gl, gr))
+        second = _Cell((c0, cut, c1, r1), (True, bottom, left, right), (False, gb, gl, gr))
+    else:
+        first = _Cell((c0, r0, cut, r1), (top, bottom, left, True), (gt, gb, gl, False))
+        second = _Cell((cut, r0, c1, r1), (top, bottom, True, right), (gt, gb, False, gr))
+    out = {}
+    for part, keep in ((first, lambda v: v < cut), (second, lambda v: v >= cut)):
+        out.update(_split_cell(face, part, {k: p for k, p in points.items() if keep(p[axis])}))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -672,13 +1000,16 @@ def _check_distinct(panels: list[_Panel], clicks) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _to_photo(face: _Face, rect_mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: a rectified-face mask warped into the photo of ``shape``."""
+def _to_photo(faces: dict[str, _Face], panel: _Panel, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: a panel's rectified masks (its face's and any extra ones) warped into the photo."""
     import cv2
 
     H, W = shape
-    m = rect_mask.astype(np.uint8) * 255
-    return cv2.warpPerspective(m, face.homography, (W, H), flags=cv2.INTER_LINEAR, borderValue=0) > 127
+    out = np.zeros((H, W), bool)
+    for name, rect_mask in ((panel.face, panel.mask),) + panel.extra:
+        m = rect_mask.astype(np.uint8) * 255
+        out |= cv2.warpPerspective(m, faces[name].homography, (W, H), flags=cv2.INTER_LINEAR, borderValue=0) > 127
+    return out
 
 
 def _record(name, path, out_dir, panel: _Panel, face: _Face, click, mask) -> dict:
@@ -708,9 +1039,9 @@ def _record(name, path, out_dir, panel: _Panel, face: _Face, click, mask) -> dic
     }
 
 
-def _overlay(face: _Face, chosen: list[_Panel]) -> np.ndarray:
+def _overlay(face: _Face, faces: dict[str, _Face], chosen: list[_Panel]) -> np.ndarray:
     """(H, W, 3) uint8 rectified face: seam evidence tinted red, cells outlined in grey, panels
-    in orange (chosen ones in green) with a dot on their handle."""
+    outlined in orange (chosen ones in green) with a dot on their handle."""
     import cv2
 
     out = (face.rgb * 255).astype(np.uint8)
@@ -718,11 +1049,16 @@ def _overlay(face: _Face, chosen: list[_Panel]) -> np.ndarray:
     for cell in face.cells:
         c0, r0, c1, r1 = cell.bbox
         cv2.rectangle(out, (c0, r0), (c1 - 1, r1 - 1), (150, 150, 150), 1)
-    for panel in face.panels:
+    name = face.face.name
+    for panel in (p for f in faces.values() for p in f.panels):
+        masks = dict(((panel.face, panel.mask),) + panel.extra)
+        if name not in masks:
+            continue
         colour = (0, 200, 0) if any(panel is c for c in chosen) else (255, 140, 0)
-        c0, r0, c1, r1 = panel.bbox
-        cv2.rectangle(out, (c0, r0), (c1 - 1, r1 - 1), colour, 1)
-        if panel.handle is not None:
+        contours, _ = cv2.findContours(masks[name].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, colour, 1)
+        if panel.handle is not None and panel.face == name:
+            c0, r0, c1, r1 = panel.bbox
             cx = int(c0 + panel.handle.centre[0] * (c1 - c0))
             cy = int(r0 + panel.handle.centre[1] * (r1 - r0))
             cv2.circle(out, (cx, cy), 3, colour, -1)

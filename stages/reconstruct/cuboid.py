@@ -1,17 +1,22 @@
 """Reconstruct backend "cuboid": fit a camera and an upright box to the mask, then carve it.
 
 Box-like articulated objects (cabinets, drawer units, microwaves, ovens, safes, boxes) stand on
-the ground and are photographed with a level camera (roll 0). So the whole scene, up to scale,
-is eight numbers: the box's depth and width relative to its height, the camera's azimuth and
-elevation seen from the box centre, its field of view, its distance and where the box centre
-falls in the image. They are found by maximising the overlap of the box's projected silhouette
-with the foreground mask, plus a region term: the box's visible faces (front, side, top) should
-each cover a region of near-uniform colour. The silhouette alone leaves the sign of the azimuth
-and the split between depth and width nearly free when one side face is seen edge-on; the shade
-change between faces pins them.
+the ground and are photographed by a level camera (roll 0). So the scene, up to scale, is eight
+numbers: the box's depth and width relative to its height, the camera's azimuth and elevation
+seen from the box centre, its field of view, its distance (through the box's apparent size) and
+where the box centre falls in the image. They are found by maximising the overlap of the box's
+projected outline with the foreground mask (coarse grid, then Nelder-Mead), plus two terms for
+what the outline cannot tell:
 
-The fitted box is then carved from this one view (voxels projecting outside the mask are
-dropped). When carving removes almost nothing the exact box is kept, with clean planar faces.
+- inner edges: the edges between the box's visible faces (front/side, front/top, side/top)
+  should lie on image edges. The outline alone leaves the sign of the azimuth and the split
+  between depth and width nearly free when a side face is seen almost edge-on.
+- weak priors on the field of view, the elevation and the depth/width ratio, which only decide
+  when the photo does not (a front view from near the top's height shows no depth at all).
+
+The front (+x) is the side face turned most towards the camera (|azimuth| <= 45 deg). The box
+is then carved from this one view (voxels projecting outside the mask are dropped); when
+carving removes almost nothing the exact box is kept, with clean planar faces.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from stages._shared.camera import Camera
 from stages._shared.io import read_mask, read_rgb, write_json, write_mesh
 from stages._shared.raster import rasterize
+
+if TYPE_CHECKING:
+    from stages.foreground import ForegroundResult
+    from stages.reconstruct import ReconstructResult
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,10 @@ _EDGES = np.array([[4, 6], [6, 7], [7, 5], [5, 4], [0, 1], [1, 3], [3, 2], [2, 0
 _EDGE_FACES = np.array([[0, 5], [0, 2], [0, 4], [0, 3], [1, 3], [1, 4], [1, 2], [1, 5], [2, 5], [2, 4], [3, 4], [3, 5]])
 #: Where along an edge its image support is sampled (edge ends avoided: corners are ambiguous).
 _EDGE_SAMPLES = np.linspace(0.1, 0.9, 17)
+#: Coarse hypotheses whose cost is within this of the best one's are refined at full detail.
+_CANDIDATE_MARGIN = 0.03
+#: Fewest mask pixels (at ``fit_side`` resolution) a box is fitted to.
+_MIN_FIT_PIXELS = 64
 #: Objective value for a parameter set that puts the camera inside or behind the box.
 _INVALID = 10.0
 #: Subpixel bits for cv2 polygon filling.
@@ -56,28 +69,37 @@ class Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     backend: Literal["cuboid"] = "cuboid"
-    fov_deg_range: tuple[float, float] = Field((15.0, 75.0), description="range of the camera's vertical field of view, degrees")
+    fov_deg_range: tuple[float, float] = Field(
+        (15.0, 75.0), description="range of the camera's vertical field of view searched, degrees"
+    )
     elevation_deg_range: tuple[float, float] = Field(
         (-10.0, 60.0), description="range of the camera's elevation seen from the box centre, degrees"
     )
     azimuth_deg_max: float = Field(
         55.0, gt=0, lt=90, description="largest |azimuth| of the camera from the box's front normal searched, degrees"
     )
-    fit_side: int = Field(128, ge=32, description="longer side of the downscaled mask the coarse search runs on, pixels")
+    fit_side: int = Field(128, ge=32, description="longer side of the mask the coarse search runs on, pixels")
     refine_side: int = Field(384, ge=32, description="longer side of the mask the final refinement runs on, pixels")
+    missed_weight: float = Field(
+        2.0, gt=0, description="cost of a mask pixel outside the box relative to a box pixel outside the mask"
+    )
     edge_weight: float = Field(
-        0.1, ge=0, description="weight of the inner-edge image support term against 1 - silhouette IoU"
+        0.025, ge=0, description="weight of the inner-edge image support term against 1 - silhouette overlap"
     )
     fov_prior_deg: tuple[float, float] = Field(
         (40.0, 10.0), description="mean and spread of the field of view expected in product photos, degrees"
+    )
+    elevation_prior_deg: tuple[float, float] = Field(
+        (20.0, 12.0), description="mean and spread of the camera elevation expected in product photos, degrees"
     )
     depth_width_prior: float = Field(
         0.7, gt=0, description="spread of log(depth / width) around 0 expected when the photo cannot tell, unitless"
     )
     prior_weight: float = Field(
-        0.005, ge=0, description="cost of a one-spread deviation from the priors, in units of silhouette IoU"
+        0.005, ge=0, description="cost of a one-spread deviation from the priors, in units of silhouette overlap"
     )
-    n_refine: int = Field(6, ge=1, description="number of best grid starts refined by Nelder-Mead")
+    n_refine: int = Field(8, ge=1, description="number of best grid starts refined by Nelder-Mead on the coarse mask")
+    n_candidates: int = Field(3, ge=1, description="most distinct coarse hypotheses refined at refine_side")
     max_evals: int = Field(700, ge=50, description="objective evaluations per Nelder-Mead refinement")
     carve_voxels: int = Field(64, ge=8, description="voxels along the box's longest side when carving")
     carve_tolerance: float = Field(
@@ -102,7 +124,7 @@ class _Fit:
     size: float  # projected half-diagonal of the box, pixels (sets the distance)
 
 
-def run(cfg: Config, fg, max_dim: float, out_dir: Path):
+def run(cfg: Config, fg: ForegroundResult, max_dim: float, out_dir: Path) -> ReconstructResult:
     """Fit a camera and a box to the foreground, carve it and scale it to ``max_dim``.
 
     Parameters
@@ -125,13 +147,17 @@ def run(cfg: Config, fg, max_dim: float, out_dir: Path):
             f"{fg.mask}: mask {mask.shape} and image {image.shape[:2]} must both be ({fg.height}, {fg.width}); "
             "re-run the foreground stage"
         )
-    if not mask.any():
-        raise ValueError(f"{fg.mask}: mask is empty; re-run the foreground stage on a photo with an object")
     height, width = mask.shape
+    min_pixels = _MIN_FIT_PIXELS * (max(height, width) / cfg.fit_side) ** 2
+    if mask.sum() < min_pixels:
+        raise ValueError(
+            f"{fg.mask}: the object covers {int(mask.sum())} pixels, fewer than the {int(np.ceil(min_pixels))} "
+            "a box can be fitted to; use a photo in which the object fills more of the frame"
+        )
 
-    # 2. Fit box and camera on a downscaled copy, then choose which face is the front.
+    # 2. Fit box and camera; the front is the side face turned most towards the camera.
     fit, score = _fit_box(cfg, mask, image)
-    fit = _front_by_visible_area(fit, width, height)
+    fit = _front_by_azimuth(fit)
 
     # 3. Camera and box in the unit-height frame at working resolution; carve.
     T_unit, f = _pose(fit, width, height)
@@ -217,15 +243,9 @@ def _pose(fit: _Fit, width: float, height: float) -> tuple[np.ndarray, float]:
 
 
 def _make_camera(T_base_camera: np.ndarray, f: float, width: int, height: int) -> Camera:
-    return Camera(
-        width=int(width),
-        height=int(height),
-        fx=float(f),
-        fy=float(f),
-        cx=width / 2.0,
-        cy=height / 2.0,
-        T_base_camera=tuple(tuple(float(v) for v in row) for row in T_base_camera),
-    )
+    """A square-pixel camera with its principal point at the image centre."""
+    intrinsics = {"width": width, "height": height, "fx": f, "fy": f, "cx": width / 2.0, "cy": height / 2.0}
+    return Camera.from_dict({**intrinsics, "T_base_camera": T_base_camera})
 
 
 def _project_corners(fit: _Fit, width: float, height: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -250,14 +270,14 @@ def _visible_faces(fit: _Fit, eye: np.ndarray) -> np.ndarray:
 
 
 class _Objective:
-    """1 - soft silhouette IoU + ``edge_weight`` * (1 - image-edge support of the box's inner edges)
-    + ``prior_weight`` * (squared deviations of the field of view and of log(depth / width) from
-    their priors, in spreads).
+    """1 - silhouette overlap + ``edge_weight`` * (1 - image-edge support of the box's inner edges)
+    + ``prior_weight`` * (squared deviations of the field of view, the elevation and
+    log(depth / width) from their priors, in spreads).
 
-    Evaluated on a copy of the mask and image downscaled to ``cfg.fit_side``.
+    Evaluated on copies of the mask and image downscaled to ``side`` pixels (longer side).
     """
 
-    def __init__(self, cfg: Config, mask: np.ndarray, image: np.ndarray, side: int):
+    def __init__(self, cfg: Config, mask: np.ndarray, image: np.ndarray, side: int, edge_weight: float):
         import cv2
 
         height, width = mask.shape
@@ -266,18 +286,19 @@ class _Objective:
         self.h = max(8, int(round(height * self.s)))
         self.mask = cv2.resize(mask.astype(np.float32), (self.w, self.h), interpolation=cv2.INTER_AREA)
         self.mask_sum = float(self.mask.sum())
-        self.edge_weight = cfg.edge_weight
+        self.edge_weight = edge_weight
+        self.missed_weight = cfg.missed_weight
         ys, xs = np.nonzero(self.mask > 0.5)
-        if len(xs) == 0:
-            raise ValueError(f"mask has no pixel left at {self.w}x{self.h}; the object is too small in the photo")
         lo, hi = np.array([xs.min(), ys.min()]), np.array([xs.max(), ys.max()]) + 1.0
         self.bbox_centre, self.bbox_size = (lo + hi) / 2, hi - lo
         self.supersample = max(1, int(round(_CANVAS_SIDE / max(self.w, self.h))))
-        self.gx, self.gy, self.g_ref = _gradients(image, mask, (self.w, self.h))
+        if edge_weight > 0:
+            self.gx, self.gy, self.g_ref = _gradients(image, mask, (self.w, self.h))
         self.lo_fov, self.hi_fov = np.radians(cfg.fov_deg_range)
         self.lo_el, self.hi_el = np.radians(cfg.elevation_deg_range)
         self.az_max = np.radians(cfg.azimuth_deg_max)
         self.fov_mean, self.fov_sd = np.radians(cfg.fov_prior_deg)
+        self.el_mean, self.el_sd = np.radians(cfg.elevation_prior_deg)
         self.ratio_sd = cfg.depth_width_prior
         self.prior_weight = cfg.prior_weight
         self.canvas = np.zeros((self.h * self.supersample, self.w * self.supersample), np.uint8)
@@ -314,11 +335,13 @@ class _Objective:
             ]
         )
 
-    def iou(self, uv: np.ndarray) -> float:
-        """Soft IoU of the convex hull of ``uv`` (box corners, fit pixels) with the mask.
+    def overlap(self, uv: np.ndarray) -> float:
+        """Overlap of the convex hull of ``uv`` (box corners, fit pixels) with the mask, in [0, 1].
 
-        The hull is filled at ``supersample`` times the resolution and area-averaged, which
-        gives each pixel its covered fraction (cv2's anti-aliased fill dilates by ~0.7 px).
+        A Tversky index: intersection / (intersection + w * missed + spurious), with
+        w = ``cfg.missed_weight`` (w = 1: the IoU; w > 1 favours boxes that enclose the mask).
+        The hull is filled at ``supersample`` times the resolution and area-averaged, which gives
+        each pixel its covered fraction (cv2's anti-aliased fill dilates by ~0.7 px).
         """
         import cv2
 
@@ -329,7 +352,8 @@ class _Objective:
         cv2.fillConvexPoly(self.canvas, hull, 255, shift=_SHIFT)
         sil = cv2.resize(self.canvas, (self.w, self.h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         inter = float(np.minimum(sil, self.mask).sum())
-        return inter / max(float(sil.sum()) + self.mask_sum - inter, 1e-9)
+        missed, spurious = self.mask_sum - inter, float(sil.sum()) - inter
+        return inter / max(inter + self.missed_weight * missed + spurious, 1e-9)
 
     def edge_support(self, fit: _Fit, uv: np.ndarray, eye: np.ndarray) -> float:
         """Mean image-gradient strength across the box's inner edges, in [0, 1]."""
@@ -390,8 +414,10 @@ class _Objective:
         uv, eye = projected
         if np.linalg.norm(eye - [0, 0, 0.5]) < 1.05 * 0.5 * np.sqrt(fit.depth**2 + fit.width**2 + 1):
             return _INVALID
-        cost = 1.0 - self.iou(uv) + self.prior_weight * (
-            ((fit.fov - self.fov_mean) / self.fov_sd) ** 2 + (np.log(fit.depth / fit.width) / self.ratio_sd) ** 2
+        cost = 1.0 - self.overlap(uv) + self.prior_weight * (
+            ((fit.fov - self.fov_mean) / self.fov_sd) ** 2
+            + ((fit.elevation - self.el_mean) / self.el_sd) ** 2
+            + (np.log(fit.depth / fit.width) / self.ratio_sd) ** 2
         )
         if self.edge_weight > 0:
             cost += self.edge_weight * (1.0 - self.edge_support(fit, uv, eye))
@@ -431,12 +457,14 @@ def _inner_edges(fit: _Fit, eye: np.ndarray) -> np.ndarray:
 def _fit_box(cfg: Config, mask: np.ndarray, image: np.ndarray) -> tuple[_Fit, float]:
     """Best hypothesis (in working-image pixels) and its objective value.
 
-    A grid of angle and proportion guesses, each placed over the mask's bounding box, is scored
-    on a small copy of the mask; the best few are refined by Nelder-Mead, and the winner is
-    refined again at ``cfg.refine_side``, where the thin side and top faces span enough pixels
-    to pin the box's depth.
+    1. A grid of angle and proportion guesses, each placed over the mask's bounding box, is
+       scored by silhouette overlap (and priors) on a small copy of the mask; the best few are
+       refined by Nelder-Mead.
+    2. The distinct survivors are refined at ``cfg.refine_side`` with the inner-edge term added:
+       there the thin side and top faces span enough pixels for their edges to decide between
+       hypotheses the outline alone cannot tell apart.
     """
-    coarse = _Objective(cfg, mask, image, cfg.fit_side)
+    coarse = _Objective(cfg, mask, image, cfg.fit_side, edge_weight=0.0)
 
     # 1. Coarse grid over the angles and the box proportions, each aligned to the mask's bbox.
     starts = []
@@ -448,18 +476,34 @@ def _fit_box(cfg: Config, mask: np.ndarray, image: np.ndarray) -> tuple[_Fit, fl
                 if guess is not None:
                     starts.append(coarse.encode(guess))
     scores = np.array([coarse(p) for p in starts])
+    refined = [coarse.minimize(starts[i], cfg.max_evals) for i in np.argsort(scores)[: cfg.n_refine]]
+    refined.sort(key=lambda r: r[1])
 
-    # 2. Refine the best few on the coarse mask.
+    # 2. Distinct, nearly as good hypotheses go to the fine stage; the best one there wins.
+    candidates: list[_Fit] = []
+    for p, value in refined:
+        fit = _front_by_azimuth(coarse.decode(p))
+        if value > refined[0][1] + _CANDIDATE_MARGIN or len(candidates) == cfg.n_candidates:
+            break
+        if all(not _same_hypothesis(fit, other) for other in candidates):
+            candidates.append(fit)
+    fine = _Objective(cfg, mask, image, cfg.refine_side, edge_weight=cfg.edge_weight)
     best_p, best = None, np.inf
-    for i in np.argsort(scores)[: cfg.n_refine]:
-        p, value = coarse.minimize(starts[i], cfg.max_evals)
+    for fit in candidates:
+        p, value = fine.minimize(fine.encode(_rescale(fit, fine.s / coarse.s)), cfg.max_evals)
         if value < best:
             best_p, best = p, value
+    return _rescale(fine.decode(best_p), 1.0 / fine.s), best
 
-    # 3. Refine the winner at the finer resolution.
-    fine = _Objective(cfg, mask, image, cfg.refine_side)
-    p, best = fine.minimize(fine.encode(_rescale(coarse.decode(best_p), fine.s / coarse.s)), cfg.max_evals)
-    return _rescale(fine.decode(p), 1.0 / fine.s), best
+
+def _same_hypothesis(a: _Fit, b: _Fit) -> bool:
+    """Whether two hypotheses (front faces chosen alike) are within a few degrees and percent."""
+    return (
+        abs(a.azimuth - b.azimuth) < np.radians(5.0)
+        and abs(a.elevation - b.elevation) < np.radians(5.0)
+        and abs(np.log(a.depth / b.depth)) < 0.15
+        and abs(np.log(a.width / b.width)) < 0.15
+    )
 
 
 def _rescale(fit: _Fit, factor: float) -> _Fit:
@@ -467,27 +511,18 @@ def _rescale(fit: _Fit, factor: float) -> _Fit:
     return dataclasses.replace(fit, u0=fit.u0 * factor, v0=fit.v0 * factor, size=fit.size * factor)
 
 
-def _front_by_visible_area(fit: _Fit, width: int, height: int) -> _Fit:
-    """Relabel the box so that +x is the vertical face with the larger projected area.
+def _front_by_azimuth(fit: _Fit) -> _Fit:
+    """Relabel the box so that +x is the vertical face turned most towards the camera (|azimuth| <= 45 deg).
 
     A box of depth d and width w seen from azimuth a is the same box, turned a quarter, of depth
-    w and width d seen from a -/+ 90 deg; the front is the side the photo mostly shows.
+    w and width d seen from a -/+ 90 deg. The front of an appliance or cabinet is the side a
+    product photo faces most directly.
     """
-    uv, eye = _project_corners(fit, width, height)
-    best_face, best_area = 0, -1.0
-    for face in _visible_faces(fit, eye):
-        if face >= 4:  # top/bottom are never the front
-            continue
-        x, y = uv[_FACES[face], 0], uv[_FACES[face], 1]
-        area = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
-        if area > best_area:
-            best_face, best_area = face, area
-    turn = {0: 0.0, 1: np.pi, 2: np.pi / 2, 3: -np.pi / 2}[best_face]  # face normal's angle from +x
-    if turn == 0.0:
+    quarters = int(np.round(fit.azimuth / (np.pi / 2)))
+    if quarters == 0:
         return fit
-    depth, width_ = (fit.depth, fit.width) if best_face < 2 else (fit.width, fit.depth)
-    azimuth = float(np.angle(np.exp(1j * (fit.azimuth - turn))))
-    return _Fit(depth, width_, azimuth, fit.elevation, fit.fov, fit.u0, fit.v0, fit.size)
+    depth, width = (fit.width, fit.depth) if quarters % 2 else (fit.depth, fit.width)
+    return dataclasses.replace(fit, depth=depth, width=width, azimuth=fit.azimuth - quarters * np.pi / 2)
 
 
 # ----------------------------------------------------------------------------------------------

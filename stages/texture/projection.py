@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stages._shared.camera import Camera
 from stages._shared.io import read_mask, read_mesh, read_rgb, write_textured_obj
 from stages._shared.raster import NEAR_M, interpolate, rasterize, rasterize_uv
+from stages._shared.sampling import sample_bilinear
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def run(cfg: Config, fg, recon, part_names: tuple[str, ...], amodal, out_dir: Pa
     -------
     TextureResult
     """
-    from stages.texture import TexturedMesh, TextureResult
+    from stages.texture import TextureResult
 
     # 1. Check inputs
     started = time.perf_counter()
@@ -230,8 +231,8 @@ def _bake_link(
     own = scene_link[iy, ix] == link_index
     seen = inside & facing & unoccluded & own & sample_mask[iy, ix]
 
-    # Sample the photo (bilinear; pixel centres are at integer + 0.5)
-    colours = _bilinear(photo, px[seen] - 0.5)
+    # Sample the photo (bilinear)
+    colours = np.round(sample_bilinear(photo, px[seen])).clip(0, 255).astype(np.uint8)
 
     texture = np.zeros((S, S, 3), dtype=np.uint8)
     known = np.zeros((S, S), dtype=bool)
@@ -251,22 +252,6 @@ def _bake_link(
     )
     obj, mtl, png = write_textured_obj(out_dir / f"{link}.obj", out)
     return TexturedMesh(link=link, obj=obj, mtl=mtl, png=png, seen_fraction=seen_fraction)
-
-
-def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Bilinear lookup of an (H, W, C) uint8 image at (N, 2) float (x, y) in pixel-index units
-    (pixel centres at integers), border pixels repeated; returns (N, C) uint8."""
-    H, W = image.shape[:2]
-    x = np.clip(xy[:, 0], 0.0, W - 1.0)
-    y = np.clip(xy[:, 1], 0.0, H - 1.0)
-    x0 = np.minimum(np.floor(x).astype(np.int64), W - 2) if W > 1 else np.zeros(len(x), np.int64)
-    y0 = np.minimum(np.floor(y).astype(np.int64), H - 2) if H > 1 else np.zeros(len(y), np.int64)
-    x1, y1 = np.minimum(x0 + 1, W - 1), np.minimum(y0 + 1, H - 1)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    img = image.astype(np.float64)
-    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
-    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
-    return np.round(top * (1 - fy) + bottom * fy).clip(0, 255).astype(np.uint8)
 
 
 def _fill(

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stages._shared.camera import Camera
 from stages._shared.io import atomic_dir, read_mask, sha256_file, write_bytes, write_image, write_json, write_mesh
 from stages._shared.io import write_textured_obj
+from stages._shared.solids import closed_solid
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,18 @@ class Config(BaseModel):
     damping: float = Field(0.1, ge=0, description="Joint damping, N*m*s/rad or N*s/m.")
     friction: float = Field(0.0, ge=0, description="Joint dry friction, N*m or N.")
     coacd_threshold: float = Field(
-        0.04, gt=0, le=1, description="CoACD concavity threshold (fraction of the link's size); lower keeps cavities open."
+        0.05, gt=0, le=1, description="CoACD concavity threshold (fraction of the link's size); lower keeps cavities open."
     )
-    coacd_max_hulls: int = Field(32, ge=-1, description="Most convex pieces per link; -1 for no limit.")
-    coacd_resolution: int = Field(1000, ge=100, description="CoACD sampling resolution (points per hull metric).")
-    coacd_mcts_iterations: int = Field(100, ge=10, description="CoACD tree-search iterations per cut.")
+    coacd_max_hulls: int = Field(-1, ge=-1, description="Most convex pieces per link (merging beyond); -1 for no limit.")
+    coacd_resolution: int = Field(1000, ge=100, description="CoACD surface samples for its concavity metric.")
+    coacd_mcts_iterations: int = Field(50, ge=10, description="CoACD tree-search iterations per cut.")
+    coacd_mcts_depth: int = Field(2, ge=1, description="CoACD tree-search depth (cuts looked ahead).")
+    coacd_mcts_nodes: int = Field(10, ge=1, description="CoACD tree-search children per node.")
     coacd_seed: int = Field(0, description="CoACD random seed (decompositions are deterministic per seed).")
+    collision_clearance_m: float = Field(
+        0.001, ge=0, description="Gap kept between a link's convex pieces and its children's rest hulls, metres."
+    )
+    clearance_samples: int = Field(2000, ge=10, description="Surface samples per other link for the clearance report.")
     convex_tolerance: float = Field(
         1e-3, ge=0, description="A link whose convex hull exceeds its volume by at most this fraction is one convex piece."
     )
@@ -166,8 +173,8 @@ def run(cfg: Config, name: str, photo: Path, fg, recon, masks, joints, texture, 
     part_masks = {p.name: _resize_mask(read_mask(p.mask), photo_w, photo_h) for p in masks.parts}
 
     # 3. Links and joints
-    links = [LinkSpec("base", trimesh.load(texture.base.obj, process=False))]
-    links += [LinkSpec(n, trimesh.load(tex_by_link[n].obj, process=False)) for n in part_names]
+    links = [LinkSpec("base", trimesh.load(texture.base.obj, force="mesh", process=False))]
+    links += [LinkSpec(n, trimesh.load(tex_by_link[n].obj, force="mesh", process=False)) for n in part_names]
     joint_specs = []
     for part in masks.parts:
         j = joint_by_part[part.name]
@@ -260,23 +267,28 @@ def write_package(
     for j in joints:
         frame[j.child] = np.asarray(j.origin, dtype=np.float64)
 
+    solids = {link.name: closed_solid(link.mesh, f"link {link.name!r}") for link in links}  # base frame, rest
+
     out_dir = Path(out_dir)
     with atomic_dir(out_dir / name) as tmp:
-        # 2. Links: visual OBJ, collision pieces, inertial
+        # 2. Links: visual OBJ, collision pieces, inertial (all in the link frame)
         urdf_links, link_entries = [], []
         for link in links:
             shift = trimesh.transformations.translation_matrix(-frame[link.name])
             visual = _textured(link.mesh)
             visual.apply_transform(shift)
             write_textured_obj(tmp / "meshes" / "visual" / f"{link.name}.obj", visual)
-            solid = _solid(link.name, link.mesh)
-            solid.apply_transform(shift)
-            pieces = _convex_pieces(cfg, solid)
+            others = [s for n, s in solids.items() if n != link.name]
+            children = [solids[j.child] for j in joints if j.parent == link.name]
+            pieces, intrusion = _convex_pieces(cfg, link.name, solids[link.name], children, others)
             collision_files = []
             for i, piece in enumerate(pieces):
                 rel = f"meshes/collision/{link.name}_{i}.obj"
+                piece.apply_transform(shift)
                 write_mesh(tmp / rel, piece)
                 collision_files.append(rel)
+            solid = solids[link.name].copy()
+            solid.apply_transform(shift)
             solid.density = cfg.density_kg_m3
             inertial = yourdfpy.Inertial(
                 origin=trimesh.transformations.translation_matrix(solid.center_mass),
@@ -311,6 +323,7 @@ def write_package(
                     "collision": collision_files,
                     "mass_kg": float(solid.mass),
                     "volume_m3": float(solid.volume),
+                    "collision_intrusion_m": intrusion,
                     "center_of_mass": solid.center_mass,
                     "frame_origin_base": frame[link.name],
                 }
@@ -463,9 +476,10 @@ def _textured(mesh):
 
     visual = mesh.visual
     if isinstance(visual, trimesh.visual.TextureVisuals):
-        if visual.uv is None or getattr(visual.material, "image", None) is None and not isinstance(
-            visual.material, trimesh.visual.material.PBRMaterial
-        ):
+        material = visual.material
+        if isinstance(material, trimesh.visual.material.PBRMaterial):
+            material = material.to_simple()
+        if visual.uv is None or getattr(material, "image", None) is None:
             raise ValueError("a link mesh with TextureVisuals must have uv and a texture image")
         return mesh.copy()
     out = mesh.copy()
@@ -478,45 +492,105 @@ def _textured(mesh):
     return out
 
 
-def _solid(link: str, mesh):
-    """The watertight, outward-oriented solid of a link mesh (vertices merged, no visuals)."""
+def _convex_pieces(cfg: Config, link: str, solid, children: list, others: list) -> tuple[list, float]:
+    """Convex pieces covering ``solid`` that keep clear of its children at rest.
+
+    CoACD approximates a concave solid by hulls, and a hull tends to span the cavity a part rests
+    in (a drawer's slot, a door's recess). Each piece is therefore cut by the convex hull of every
+    child, grown by ``cfg.collision_clearance_m``: a convex piece minus a convex region is the
+    union of convex pieces, one per face plane of the region, so the cut is exact.
+
+    Parameters
+    ----------
+    solid : trimesh.Trimesh
+      Closed link solid, base frame at rest.
+    children : list of trimesh.Trimesh
+      Solids of the links jointed to this one, same frame.
+    others : list of trimesh.Trimesh
+      Every other link's solid, same frame; only used to report the intrusion.
+
+    Returns
+    -------
+    pieces : list of trimesh.Trimesh
+      Convex hulls, base frame.
+    intrusion : float
+      Deepest point of another link (sampled on its surface) inside a piece, metres.
+    """
     import trimesh
 
-    solid = trimesh.Trimesh(np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces), process=False)
-    solid.merge_vertices(merge_tex=True, merge_norm=True)
-    solid.remove_unreferenced_vertices()
-    if not solid.is_watertight:
-        raise ValueError(
-            f"link {link!r}: mesh is not watertight ({len(solid.faces)} faces), so its mass and inertia are "
-            "undefined; pass the closed solid from the amodal stage"
-        )
-    if solid.volume < 0:
-        solid.invert()
-    if not solid.volume > 0:
-        raise ValueError(f"link {link!r}: mesh encloses no volume ({solid.volume} m^3)")
-    return solid
+    pieces = [solid.convex_hull] if _is_convex(cfg, solid) else _coacd(cfg, solid, cfg.coacd_threshold)
+    for child in children:
+        pieces = [cut for piece in pieces for cut in _cut_away(piece, child.convex_hull, cfg.collision_clearance_m)]
+    if not others:
+        return pieces, 0.0
+    rng = np.random.default_rng(cfg.coacd_seed)
+    samples = np.concatenate(
+        [trimesh.sample.sample_surface(o, cfg.clearance_samples, seed=int(rng.integers(1 << 31)))[0] for o in others]
+    )  # (n, 3) points on the other links
+    intrusion = float(max((_intrusion(piece, samples) for piece in pieces), default=0.0))
+    return pieces, intrusion
 
 
-def _convex_pieces(cfg: Config, solid) -> list:
-    """Convex pieces covering ``solid``: its hull if it is convex, else a CoACD decomposition."""
+#: Slivers thinner than this (metres) left by a cut are dropped.
+_MIN_PIECE_THICKNESS_M = 1e-4
+
+
+def _cut_away(piece, region, margin: float) -> list:
+    """Convex parts of ``piece`` outside ``region`` grown by ``margin`` (both convex, metres)."""
+    lo, hi = region.bounds
+    if np.any(piece.bounds[0] > hi + margin) or np.any(piece.bounds[1] < lo - margin):
+        return [piece]
+    normals = np.round(region.face_normals, 9)
+    offsets = np.einsum("ij,ij->i", region.face_normals, region.triangles_center) + margin
+    _, first = np.unique(np.column_stack([normals, np.round(offsets, 9)]), axis=0, return_index=True)
+    out, remaining = [], piece
+    for n, d in zip(region.face_normals[first], offsets[first]):
+        outside = remaining.slice_plane(n * d, n, cap=True)  # n . x >= d: clear of the region
+        if outside is not None and len(outside.faces) >= 4:
+            hull = outside.convex_hull
+            if hull.is_watertight and hull.bounding_box_oriented.extents.min() > _MIN_PIECE_THICKNESS_M:
+                out.append(hull)
+        remaining = remaining.slice_plane(n * d, -n, cap=True)
+        if remaining is None or len(remaining.faces) == 0:
+            break
+    return out
+
+
+def _is_convex(cfg: Config, solid) -> bool:
+    return solid.convex_hull.volume <= solid.volume * (1.0 + cfg.convex_tolerance)
+
+
+def _coacd(cfg: Config, solid, threshold: float) -> list:
+    """CoACD convex hulls of a closed solid."""
     import coacd
     import trimesh
 
-    hull = solid.convex_hull
-    if hull.volume <= solid.volume * (1.0 + cfg.convex_tolerance):
-        return [hull]
     coacd.set_log_level("error")
     parts = coacd.run_coacd(
         coacd.Mesh(solid.vertices, solid.faces),
-        threshold=cfg.coacd_threshold,
+        threshold=threshold,
         max_convex_hull=cfg.coacd_max_hulls,
         preprocess_mode="off",
         resolution=cfg.coacd_resolution,
         mcts_iterations=cfg.coacd_mcts_iterations,
+        mcts_max_depth=cfg.coacd_mcts_depth,
+        mcts_nodes=cfg.coacd_mcts_nodes,
         seed=cfg.coacd_seed,
     )
     pieces = [trimesh.Trimesh(v, f, process=True) for v, f in parts]
     return [p.convex_hull for p in pieces if len(p.vertices) >= 4 and p.volume > 0]
+
+
+def _intrusion(piece, points: np.ndarray) -> float:
+    """Deepest of ``points`` inside the convex ``piece``, metres (0 when none is inside)."""
+    lo, hi = piece.bounds
+    near = np.all((points > lo) & (points < hi), axis=1)
+    if not near.any():
+        return 0.0
+    # Inside a convex hull, the depth is the smallest distance to its face planes.
+    normals, offsets = piece.face_normals, np.einsum("ij,ij->i", piece.face_normals, piece.triangles_center)
+    depth = (offsets[None, :] - points[near] @ normals.T).min(axis=1)  # (n,) > 0 inside
+    return float(max(depth.max(), 0.0))
 
 
 def _check_round_trip(urdf_path: Path, robot) -> None:
@@ -528,14 +602,21 @@ def _check_round_trip(urdf_path: Path, robot) -> None:
     loaded = yourdfpy.URDF.load(str(urdf_path), build_scene_graph=False, load_meshes=False)
     if not loaded.validate(validation_fn=lambda errors: not errors):
         raise RuntimeError(f"{urdf_path.name}: yourdfpy finds errors in the written URDF: {loaded.errors}")
-    # yourdfpy 0.0.60 parses <dynamics> attributes as strings; compare them as numbers.
-    joints = [
-        dataclasses.replace(
-            j, dynamics=yourdfpy.Dynamics(damping=float(j.dynamics.damping), friction=float(j.dynamics.friction))
-        )
-        if j.dynamics is not None
-        else j
-        for j in loaded.robot.joints
-    ]
+    # yourdfpy 0.0.60 parses <dynamics> attributes as strings and compares <limit> exactly;
+    # compare both as numbers (the URDF holds URDF_DIGITS significant digits).
+    joints = []
+    built = {j.name: j for j in robot.joints}
+    for j in loaded.robot.joints:
+        if j.dynamics is not None:
+            j = dataclasses.replace(
+                j, dynamics=yourdfpy.Dynamics(damping=float(j.dynamics.damping), friction=float(j.dynamics.friction))
+            )
+        ref = built.get(j.name)
+        if j.limit is not None and ref is not None and ref.limit is not None:
+            a = [j.limit.lower, j.limit.upper, j.limit.effort, j.limit.velocity]
+            b = [ref.limit.lower, ref.limit.upper, ref.limit.effort, ref.limit.velocity]
+            if np.allclose(np.array(a, dtype=float), np.array(b, dtype=float), rtol=1e-8, atol=1e-12):
+                j = dataclasses.replace(j, limit=ref.limit)
+        joints.append(j)
     if dataclasses.replace(loaded.robot, joints=joints) != robot:
         raise RuntimeError(f"{urdf_path.name}: the written URDF does not read back as the model that was built")

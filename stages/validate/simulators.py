@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from stages._shared.io import read_json, write_bytes, write_json
+from stages._shared.solids import closed_solid
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Config(BaseModel):
         0.005, ge=0, description="Allowed penetration of convex collision pieces in PyBullet/MuJoCo, metres (floor)."
     )
     collision_penetration_fraction: float = Field(
-        0.01, ge=0, description="Allowed collision-piece penetration as a fraction of the bbox diagonal (if larger)."
+        0.005, ge=0, description="Allowed collision-piece penetration as a fraction of the bbox diagonal (if larger)."
     )
     surface_points: int = Field(400, ge=10, description="Surface samples per link for the exact-geometry check.")
     sim_steps: int = Field(240, ge=1, description="Simulation steps run in each simulator from rest.")
@@ -84,7 +85,7 @@ class _Report:
     joints: dict[str, _JointReport] = field(default_factory=dict)
     pybullet: bool = False
     mujoco: bool = False
-    loaded: bool = False
+    collision_tolerance_m: float | None = None
 
 
 def run(cfg: Config, package, out_dir: Path):
@@ -102,8 +103,6 @@ def run(cfg: Config, package, out_dir: Path):
     ValidationResult
       ``passed`` is False when any issue was found; this function does not raise on failed checks.
     """
-    import trimesh
-
     from stages.validate import ValidationResult
 
     started = time.perf_counter()
@@ -114,35 +113,28 @@ def run(cfg: Config, package, out_dir: Path):
 
     # 1. Static checks
     urdf = _load_urdf(urdf_path, rep)
+    files_ok = False
     if urdf is not None:
-        rep.loaded = True
         _check_names(urdf.robot, rep)
         _check_inertials(urdf.robot, rep)
         _check_joints(urdf.robot, rep)
-        _check_meshes(urdf.robot, package_dir, urdf_path.parent, rep)
+        files_ok = _check_meshes(urdf.robot, package_dir, urdf_path.parent, rep)
     summary = _check_package_json(Path(package.package_json), rep)
 
     # 2-4. Sweeps in PyBullet, MuJoCo and on the exact geometry
-    solids = None
-    collision_tol = cfg.max_collision_penetration_m
-    if urdf is not None and rep.loaded and not _mesh_issues(rep):
-        solids = _link_solids(urdf, urdf_path.parent, rep)
-        if solids is not None:
-            urdf.update_cfg({j.name: 0.0 for j in _movable(urdf)})
-            at_rest = [
-                trimesh.transform_points(s.bounds, urdf.get_transform(frame_to=n, frame_from=urdf.base_link))
-                for n, s in solids.items()
-            ]  # bounds corners in the base frame at rest (link frames are translated only)
-            corners = np.concatenate(at_rest)
-            diagonal = float(np.linalg.norm(corners.max(axis=0) - corners.min(axis=0)))
-            collision_tol = max(cfg.max_collision_penetration_m, cfg.collision_penetration_fraction * diagonal)
+    if urdf is not None and not files_ok:
+        rep.issues.append("simulators: not run, the package's mesh files are broken (see above)")
+    elif urdf is not None:
         _prepare_sweeps(cfg, urdf, rep)
+        solids = _link_solids(urdf, urdf_path.parent, rep)
+        collision_tol = cfg.max_collision_penetration_m
+        if solids:
+            collision_tol = max(collision_tol, cfg.collision_penetration_fraction * _diagonal(urdf, solids))
+        rep.collision_tolerance_m = collision_tol
         _pybullet(cfg, urdf, urdf_path, rep, collision_tol)
         _mujoco(cfg, urdf_path, out_dir, rep, collision_tol)
-        if solids is not None:
+        if solids:
             _exact(cfg, urdf, solids, rep)
-    elif urdf is not None:
-        rep.issues.append("simulators: not run, the package's mesh files are broken (see above)")
 
     # 5. Report
     max_pen = max([j.exact_m for j in rep.joints.values()], default=0.0)
@@ -158,7 +150,7 @@ def run(cfg: Config, package, out_dir: Path):
         },
         "tolerances": {
             "max_penetration_m": cfg.max_penetration_m,
-            "max_collision_penetration_m": collision_tol,
+            "max_collision_penetration_m": rep.collision_tolerance_m,
         },
         "joints": {
             j.name: {
@@ -210,6 +202,11 @@ def _load_urdf(urdf_path: Path, rep: _Report):
 
     if not urdf_path.is_file():
         rep.issues.append(f"urdf '{urdf_path.name}': file not found")
+        return None
+    try:  # yourdfpy recovers from broken XML silently; simulators do not
+        etree.parse(str(urdf_path), etree.XMLParser(recover=False))
+    except etree.XMLSyntaxError as exc:
+        rep.issues.append(f"urdf '{urdf_path.name}': not well-formed XML: {exc}")
         return None
     try:
         return yourdfpy.URDF.load(str(urdf_path), build_scene_graph=True, load_meshes=False)
@@ -281,9 +278,13 @@ def _check_joints(robot, rep: _Report) -> None:
                 rep.issues.append(f"{where}: <limit> {attr} {value:g} (must be > 0)")
 
 
-def _check_meshes(robot, package_dir: Path, urdf_dir: Path, rep: _Report) -> None:
-    """Mesh paths: relative, inside the package, existing; visual OBJs with their MTL and texture."""
+def _check_meshes(robot, package_dir: Path, urdf_dir: Path, rep: _Report) -> bool:
+    """Mesh paths: relative, inside the package, existing; visual OBJs with their MTL and texture.
+
+    Returns whether every mesh file can be read (a missing texture alone does not stop loading).
+    """
     root = package_dir.resolve()
+    readable = True
     for link in robot.links:
         elements = [("visual", v) for v in link.visuals] + [("collision", c) for c in link.collisions]
         if not link.collisions and link.inertial is not None:
@@ -296,14 +297,17 @@ def _check_meshes(robot, package_dir: Path, urdf_dir: Path, rep: _Report) -> Non
             name = mesh.filename
             if "://" in name or PurePosixPath(name).is_absolute():
                 rep.issues.append(f"{where}: path must be relative to the URDF")
+                readable = readable and Path(name).is_file()
                 continue
             path = (urdf_dir / name).resolve()
             if root not in path.parents:
                 rep.issues.append(f"{where}: path leaves the package folder")
-            elif not path.is_file():
+            if not path.is_file():
                 rep.issues.append(f"{where}: file not found")
+                readable = False
             elif kind == "visual" and path.suffix.lower() == ".obj":
                 _check_obj_material(where, path, rep)
+    return readable
 
 
 def _check_obj_material(where: str, obj: Path, rep: _Report) -> None:
@@ -341,8 +345,20 @@ def _check_package_json(path: Path, rep: _Report) -> dict | None:
     return summary
 
 
-def _mesh_issues(rep: _Report) -> bool:
-    return any("mesh '" in issue for issue in rep.issues)
+def _diagonal(urdf, solids: dict) -> float:
+    """Bounding-box diagonal of all link solids at rest, base frame, metres."""
+    import trimesh
+
+    urdf.update_cfg({j.name: 0.0 for j in _movable(urdf)})
+    corners = np.concatenate(
+        [
+            trimesh.transform_points(
+                trimesh.bounds.corners(s.bounds), urdf.get_transform(frame_to=n, frame_from=urdf.base_link)
+            )
+            for n, s in solids.items()
+        ]
+    )
+    return float(np.linalg.norm(corners.max(axis=0) - corners.min(axis=0)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -529,12 +545,10 @@ def _link_solids(urdf, urdf_dir: Path, rep: _Report) -> dict | None:
             meshes.append(mesh)
         if not meshes:
             continue
-        solid = trimesh.util.concatenate(meshes) if len(meshes) > 1 else meshes[0]
-        solid.merge_vertices(merge_tex=True, merge_norm=True)
-        if not solid.is_watertight:
-            rep.issues.append(
-                f"link '{link.name}': visual mesh is not closed, so the exact-geometry penetration check cannot run"
-            )
+        try:
+            solid = closed_solid(trimesh.util.concatenate(meshes), f"link '{link.name}': visual mesh")
+        except ValueError as exc:
+            rep.issues.append(f"{exc}; the exact-geometry penetration check cannot run")
             return None
         solids[link.name] = solid
     return solids
@@ -590,15 +604,19 @@ def _fmt(values) -> str:
 
 
 def _markdown(name: str, block: dict) -> str:
+    def metres(value) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    tol = block["tolerances"]
     lines = [
         f"# Validation of `{name}`",
         "",
         f"**{'PASSED' if block['passed'] else 'FAILED'}** — PyBullet: {'loads' if block['pybullet'] else 'fails'}, "
         f"MuJoCo: {'loads' if block['mujoco'] else 'fails'}, deepest exact-geometry penetration "
-        f"{block['max_penetration_m']:.4f} m (tolerance {block['tolerances']['max_penetration_m']:.4f} m); "
-        f"collision pieces: PyBullet {block['collision_penetration_m']['pybullet']:.4f} m, MuJoCo "
-        f"{block['collision_penetration_m']['mujoco']:.4f} m (tolerance "
-        f"{block['tolerances']['max_collision_penetration_m']:.4f} m).",
+        f"{metres(block['max_penetration_m'])} m (tolerance {metres(tol['max_penetration_m'])} m); "
+        f"collision pieces: PyBullet {metres(block['collision_penetration_m']['pybullet'])} m, MuJoCo "
+        f"{metres(block['collision_penetration_m']['mujoco'])} m (tolerance "
+        f"{metres(tol['max_collision_penetration_m'])} m).",
         "",
         "| joint | child | sweep | exact (m) | worst q | PyBullet (m) | MuJoCo (m) |",
         "|---|---|---|---|---|---|---|",
@@ -606,9 +624,10 @@ def _markdown(name: str, block: dict) -> str:
     for jname, j in block["joints"].items():
         sweep = f"{min(j['sweep']):.3f} … {max(j['sweep']):.3f} ({len(j['sweep'])})"
         worst = "" if j["exact_worst_q"] is None else f"{j['exact_worst_q']:.3f}"
-        pb = "" if j["pybullet_penetration_m"] is None else f"{j['pybullet_penetration_m']:.4f}"
-        mj = "" if j["mujoco_penetration_m"] is None else f"{j['mujoco_penetration_m']:.4f}"
-        lines.append(f"| {jname} | {j['child']} | {sweep} | {j['exact_penetration_m']:.4f} | {worst} | {pb} | {mj} |")
+        lines.append(
+            f"| {jname} | {j['child']} | {sweep} | {metres(j['exact_penetration_m'])} | {worst} "
+            f"| {metres(j['pybullet_penetration_m'])} | {metres(j['mujoco_penetration_m'])} |"
+        )
     lines += ["", "## Issues", ""]
     lines += [f"- {issue}" for issue in block["issues"]] or ["None."]
     return "\n".join(lines) + "\n"

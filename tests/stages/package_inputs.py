@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from stages._shared.io import write_image, write_json, write_mesh
 from stages.amodal import AmodalResult
 from stages.joint_fit import JointEstimate, JointFitResult
@@ -92,7 +90,3 @@ def package_specs(obj: SynthObject, **overrides) -> tuple[list[LinkSpec], list[J
         fields.update(overrides.get(p.name, {}))
         joints.append(JointSpec(**fields))
     return links, joints
-
-
-def union_mask(masks: dict[str, np.ndarray]) -> np.ndarray:
-    return np.logical_or.reduce(list(masks.values()))

@@ -79,3 +79,42 @@ def synth_case(category: str, seed: int, out_dir: Path, size: int = 384) -> Synt
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def gt_hinge_side(obj: SynthObject, name: str) -> str | None:
+    """The hinge side (panel edge as seen from the front) of a synth part, None for prismatic.
+
+    A vertical axis on the part's -y (+y) side is "left" ("right"); a horizontal axis at the
+    part's bottom (top) is "bottom" ("top"); a lid's back edge is "top".
+    """
+    part = obj.part(name)
+    if part.joint_type == "prismatic":
+        return None
+    lo, hi = part.mesh.bounds
+    centre = 0.5 * (lo + hi)
+    if abs(part.axis[2]) > 0.9:
+        return "left" if part.origin[1] < centre[1] else "right"
+    if part.origin[0] < centre[0] - 0.25 * (hi[0] - lo[0]):
+        return "top"  # hinged along the back edge: a lid
+    return "bottom" if part.origin[2] < centre[2] else "top"
+
+
+def gt_part_masks(case: SynthCase, out_dir: Path):
+    """A PartMasksResult holding the ground-truth masks, joint types and hinge sides."""
+    from stages.part_masks import PartMask, PartMasksResult
+
+    parts = []
+    for name, mask in case.view.part_masks.items():
+        path = write_image(Path(out_dir) / f"{name}.png", mask)
+        joint = case.obj.part(name).joint_type
+        parts.append(PartMask(name, path, joint, gt_hinge_side(case.obj, name), None, 1.0))
+    return PartMasksResult(parts=tuple(parts))
+
+
+def interior_click(mask: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the mask pixel farthest from its outline."""
+    from scipy import ndimage
+
+    distance = ndimage.distance_transform_edt(mask)
+    y, x = np.unravel_index(np.argmax(distance), mask.shape)
+    return int(x), int(y)

@@ -1,0 +1,210 @@
+"""Stage 7, joint_fit: dual quaternions, the soft renderer and fits on rendered synth clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from scipy.ndimage import binary_erosion
+
+import stages.joint_fit as joint_fit
+from stages._shared import kinematics
+from stages._shared.io import read_json, write_image, write_mesh
+from stages._shared.raster import rasterize as exact_rasterize
+from stages.amodal import AmodalResult
+from stages.articulation_video import ArticulationVideoResult, PartClip
+from stages.joint_fit import dual_quaternion as dq
+from stages.joint_fit import soft_render
+from stages.reconstruct import ReconstructResult
+from synth.objects import make_object
+from synth.render import product_camera, render_clip
+
+#: Clip size for the fits: small enough for a fast test, as in a 128 px photo.
+SIZE = 128
+
+
+def _fit(tmp_path, category: str, seed: int, part_name: str, still: bool = False):
+    """Render ``part_name`` of a synth object opening (or standing still) and fit its joint.
+
+    The base handed to the fit holds the other parts at rest, as amodal would give them.
+    """
+    obj = make_object(category, seed)
+    camera = product_camera(obj, seed, SIZE, SIZE)
+    k = [p.name for p in obj.parts].index(part_name)
+    views = render_clip(obj, camera, part_name, 16)
+    if still:
+        views = [views[0]] * len(views)
+    frames = tuple(write_image(tmp_path / f"frames/f_{t:03d}.png", v.rgb) for t, v in enumerate(views))
+    base = trimesh.util.concatenate([obj.base] + [p.mesh for j, p in enumerate(obj.parts) if j != k])
+    recon = ReconstructResult(
+        mesh=write_mesh(tmp_path / "base.glb", base),
+        camera=camera,
+        camera_json=tmp_path / "camera.json",
+        extents_m=tuple(obj.extents),
+        silhouette_iou=1.0,
+    )
+    amodal = AmodalResult(
+        base_mesh=tmp_path / "base.glb",
+        part_meshes=(write_mesh(tmp_path / "part.glb", obj.parts[k].mesh),),
+        base_image=tmp_path / "base.png",
+        part_images=(tmp_path / "part.png",),
+    )
+    video = ArticulationVideoResult(clips=(PartClip(part_name, frames, frames[0], "prior"),))
+    result = joint_fit.run(joint_fit.Config(), recon, amodal, video, tmp_path / "out")
+    return obj.parts[k], float(np.linalg.norm(obj.extents)), result
+
+
+def _axis_error_deg(estimate, truth) -> float:
+    """Angle between the axes, sign-agnostic (a flipped axis with a flipped range is the same joint)."""
+    return float(np.degrees(np.arccos(np.clip(abs(np.dot(estimate.axis_base, truth.axis)), 0.0, 1.0))))
+
+
+def _pivot_error(estimate, truth) -> float:
+    """Distance from the estimated origin to the true axis line, metres."""
+    d = np.asarray(estimate.origin_base) - truth.origin
+    return float(np.linalg.norm(d - np.dot(d, truth.axis) * truth.axis))
+
+
+# ----------------------------------------------------------------------------------------------
+# Dual quaternions
+
+
+def test_dual_quaternion_screw_matches_rotation_matrix_reference():
+    rng = np.random.default_rng(0)
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    pivot, points = rng.normal(size=3), rng.normal(size=(50, 3))
+    angles, shifts = rng.uniform(-3, 3, 7), rng.uniform(-1, 1, 7)
+    f64 = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
+    q_r, q_d = dq.dq_screw(f64(axis), f64(pivot), f64(angles), f64(shifts))
+    moved = dq.dq_transform((q_r[:, None], q_d[:, None]), f64(points)[None]).numpy()  # (7, 50, 3)
+
+    # reference: rotate about the line (Rodrigues matrices), then slide along it
+    R = kinematics.rotation_matrices(axis, angles)  # (7, 3, 3)
+    reference = np.einsum("mij,nj->mni", R, points - pivot) + pivot + shifts[:, None, None] * axis
+    np.testing.assert_allclose(moved, reference, atol=1e-6)
+    # unit dual quaternions: |q_r| = 1 and q_r . q_d = 0
+    np.testing.assert_allclose(q_r.norm(dim=1).numpy(), 1.0, atol=1e-12)
+    np.testing.assert_allclose((q_r * q_d).sum(dim=1).numpy(), 0.0, atol=1e-12)
+
+
+def test_dual_quaternion_product_composes_motions():
+    rng = np.random.default_rng(1)
+    f64 = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
+    a = dq.dq_screw(f64([0.0, 0.0, 1.0]), f64([0.3, -0.2, 0.0]), f64([0.7]), f64([0.0]))
+    b = dq.dq_screw(f64(rng.normal(size=3) / np.sqrt(3)), f64(rng.normal(size=3)), f64([0.0]), f64([0.25]))
+    b = (b[0] / b[0].norm(), b[1] / b[0].norm())
+    points = f64(rng.normal(size=(20, 3)))
+    both = dq.dq_transform(dq.dq_mul(b, a), points)  # apply a, then b
+    one_by_one = dq.dq_transform(b, dq.dq_transform(a, points))
+    np.testing.assert_allclose(both.numpy(), one_by_one.numpy(), atol=1e-9)
+
+
+# ----------------------------------------------------------------------------------------------
+# Soft renderer
+
+
+def _door_scene():
+    obj = make_object("cabinet", 0)
+    camera = product_camera(obj, 0, SIZE, SIZE)
+    door = obj.parts[0]
+    return obj, camera, door
+
+
+def test_soft_silhouette_matches_exact_raster_and_has_no_seams():
+    obj, camera, door = _door_scene()
+    hull = door.mesh.convex_hull
+    angles = np.array([0.0, 0.6, 1.2])
+    moved = kinematics.move_points(hull.vertices, "revolute", door.axis, door.origin, angles)
+    view = soft_render.View.from_camera(camera, torch.float64)
+    frags = soft_render.rasterize(
+        view, torch.as_tensor(moved), torch.as_tensor(hull.faces), sigma=0.6,
+        neighbours=torch.as_tensor(soft_render.edge_neighbours(hull.faces)),
+    )  # fmt: skip
+    index, layer = soft_render.composite_layer(frags, torch.ones(len(frags.batch), 3, dtype=torch.float64), SIZE, SIZE, 0.003)
+    alpha = torch.zeros(len(angles) * SIZE * SIZE, dtype=torch.float64).index_put((index,), layer.alpha)
+    alpha = alpha.reshape(len(angles), SIZE, SIZE).numpy()
+    for k in range(len(angles)):
+        exact = exact_rasterize(camera, moved[k], hull.faces).mask
+        soft = alpha[k] > 0.5
+        iou = (soft & exact).sum() / (soft | exact).sum()
+        assert iou > 0.95, f"frame {k}: soft/exact silhouette IoU {iou:.3f}"
+        # inner edges are hard: away from the silhouette the hull is fully covered, no seams
+        interior = binary_erosion(exact, iterations=3)
+        assert alpha[k][interior].min() > 0.95  # a seam between two triangles would read 0.75
+
+
+def test_soft_render_gradients_reach_joint_parameters():
+    obj, camera, door = _door_scene()
+    hull = door.mesh.convex_hull
+    view = soft_render.View.from_camera(camera)
+    axis = torch.tensor(door.axis, dtype=torch.float32, requires_grad=True)
+    pivot = torch.tensor(door.origin, dtype=torch.float32, requires_grad=True)
+    mags = torch.tensor([0.3, 0.8], requires_grad=True)
+    q = dq.dq_screw(axis / axis.norm(), pivot, mags, torch.zeros(2))
+    verts = dq.dq_transform((q[0][:, None], q[1][:, None]), torch.as_tensor(hull.vertices, dtype=torch.float32)[None])
+    frags = soft_render.rasterize(view, verts, torch.as_tensor(hull.faces), sigma=0.6)
+    target = torch.rand(2 * SIZE * SIZE, generator=torch.Generator().manual_seed(0))
+    index, layer = soft_render.composite_layer(frags, torch.full((len(frags.batch), 3), 0.5), SIZE, SIZE, 0.003)
+    loss = ((layer.alpha - target[index]) ** 2).sum() + layer.depth.mean()
+    loss.backward()
+    for name, t in (("axis", axis), ("pivot", pivot), ("magnitudes", mags)):
+        assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0, name
+
+
+def test_blend_puts_the_nearer_layer_in_front():
+    near = soft_render.Layer(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 5.0]), torch.tensor([[1.0, 0, 0], [1.0, 0, 0]]))
+    far = soft_render.Layer(torch.tensor([1.0, 1.0]), torch.tensor([2.0, 2.0]), torch.tensor([[0, 0, 1.0], [0, 0, 1.0]]))
+    alpha, rgb = soft_render.blend(far, near, torch.ones(3), tau=0.01)
+    np.testing.assert_allclose(alpha.numpy(), [1.0, 1.0])
+    np.testing.assert_allclose(rgb[0].numpy(), [1.0, 0.0, 0.0], atol=1e-6)  # red, 1 m nearer, wins
+    np.testing.assert_allclose(rgb[1].numpy(), [0.0, 0.0, 1.0], atol=1e-6)  # no red coverage there
+
+
+# ----------------------------------------------------------------------------------------------
+# Fits
+
+
+def test_fits_a_revolute_door(tmp_path):
+    truth, diag, result = _fit(tmp_path, "cabinet", 0, "door_0")
+    (joint,) = result.joints
+    assert joint.joint_type == "revolute"
+    assert _axis_error_deg(joint, truth) < 2.0
+    assert _pivot_error(joint, truth) < 0.02 * diag
+    # the clip opens the door to its upper limit; the fit sees that much, and the free range
+    # (no collision with the base) extends the written limit at least as far
+    assert joint.observed_upper == pytest.approx(truth.upper, abs=np.radians(8))
+    assert joint.lower == 0.0 and joint.upper >= joint.observed_upper
+    assert len(joint.magnitudes) == 16 and joint.magnitudes[0] == 0.0 and np.all(np.diff(joint.magnitudes) >= 0)
+    assert joint.losses["revolute"] < joint.losses["prismatic"]
+    report = read_json(result.params_json)["parts"][0]
+    assert len(report["candidates"]) == 60 and report["fits"]["revolute"]["curve"]
+
+
+def test_fits_a_prismatic_drawer(tmp_path):
+    truth, diag, result = _fit(tmp_path, "drawer_unit", 0, "drawer_1")
+    (joint,) = result.joints
+    assert joint.joint_type == "prismatic"
+    assert _axis_error_deg(joint, truth) < 2.0
+    assert joint.observed_upper == pytest.approx(truth.upper, rel=0.1)
+    assert joint.free_upper > 0.5 * truth.upper
+
+
+def test_a_clip_without_motion_gives_a_fixed_joint(tmp_path):
+    truth, diag, result = _fit(tmp_path, "cabinet", 0, "door_0", still=True)
+    (joint,) = result.joints
+    assert joint.joint_type == "fixed"
+    assert joint.axis_base == (0.0, 0.0, 0.0)  # no axis is made up
+    assert joint.lower == joint.upper == 0.0 and joint.losses == {}
+
+
+def test_rejects_clips_that_do_not_match_the_parts(tmp_path):
+    obj = make_object("box_lid", 0)
+    camera = product_camera(obj, 0, SIZE, SIZE)
+    recon = ReconstructResult(tmp_path / "m.glb", camera, tmp_path / "c.json", tuple(obj.extents), 1.0)
+    amodal = AmodalResult(write_mesh(tmp_path / "b.glb", obj.base), (), tmp_path / "b.png", ())
+    frame = write_image(tmp_path / "f.png", np.zeros((SIZE, SIZE, 3), np.uint8))
+    video = ArticulationVideoResult(clips=(PartClip("lid_0", (frame, frame), frame, "prior"),))
+    with pytest.raises(ValueError, match="clip"):
+        joint_fit.run(joint_fit.Config(), recon, amodal, video, tmp_path / "out")

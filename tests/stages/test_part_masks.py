@@ -1,0 +1,118 @@
+"""part_masks "seams": movable panels found in rendered product photos of synth objects."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import numpy as np
+import pytest
+
+from stages import part_masks
+from stages._shared.io import read_mask
+from tests.stages.synth_inputs import gt_hinge_side, interior_click, mask_iou, synth_case
+
+CFG = part_masks.Config()
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("part_masks")
+    return {
+        (c, s): synth_case(c, s, root / f"{c}_{s}")
+        for c, s in [("cabinet", 0), ("drawer_unit", 3), ("oven", 0), ("box_lid", 2)]
+    }
+
+
+def _match(case, result):
+    """{gt name: (iou, PartMask)} pairing each GT part with its best predicted mask."""
+    predicted = [(read_mask(p.mask), p) for p in result.parts]
+    out = {}
+    for name, gt in case.view.part_masks.items():
+        out[name] = max(((mask_iou(m, gt), p) for m, p in predicted), key=lambda x: x[0])
+    return out
+
+
+@pytest.mark.parametrize(
+    "key, min_iou",
+    [(("cabinet", 0), 0.85), (("drawer_unit", 3), 0.8), (("oven", 0), 0.7), (("box_lid", 2), 0.8)],
+)
+def test_automatic_parts_match_ground_truth(cases, tmp_path, key, min_iou):
+    case = cases[key]
+    result = part_masks.run(CFG, case.fg, case.recon, (), tmp_path)
+    assert len(result.parts) == len(case.obj.parts)
+    for name, (iou, part) in _match(case, result).items():
+        assert iou >= min_iou, (name, iou)
+        assert part.joint_type == case.obj.part(name).joint_type, name
+        assert part.hinge_side == gt_hinge_side(case.obj, name), name
+        assert part.click is None and CFG.min_confidence <= part.confidence <= 1
+
+
+def test_outputs_are_written_and_named(cases, tmp_path):
+    case = cases[("cabinet", 0)]
+    result = part_masks.run(CFG, case.fg, case.recon, (), tmp_path)
+    names = [p.name for p in result.parts]
+    assert names == ["door_0", "door_1"]
+    assert all(re.fullmatch(r"[A-Za-z0-9_]+", n) for n in names)
+    summary = json.loads((tmp_path / "parts.json").read_text())
+    assert [p["name"] for p in summary["parts"]] == names
+    for p, record in zip(result.parts, summary["parts"]):
+        assert p.mask == tmp_path / record["mask"]
+        assert read_mask(p.mask).shape == (case.fg.height, case.fg.width)
+        # The proposed hinge axis is vertical for side-hinged doors, on the front plane.
+        assert np.allclose(np.abs(record["proposed_axis_base"]), [0, 0, 1])
+        assert record["proposed_origin_base"][0] == pytest.approx(case.box[1, 0], abs=1e-4)
+    assert (tmp_path / "faces" / "front.png").is_file()
+
+
+def test_clicks_pick_parts_in_click_order(cases, tmp_path):
+    case = cases[("drawer_unit", 3)]
+    order = ["drawer_2", "drawer_0"]
+    clicks = tuple(interior_click(case.view.part_masks[n]) for n in order)
+    result = part_masks.run(CFG, case.fg, case.recon, clicks, tmp_path)
+    assert [p.click for p in result.parts] == list(clicks)
+    for name, part in zip(order, result.parts):
+        assert mask_iou(read_mask(part.mask), case.view.part_masks[name]) >= 0.8
+        assert part.joint_type == "prismatic" and part.hinge_side is None
+
+
+def test_clicks_are_input_photo_pixels(cases, tmp_path):
+    """With a downscaled working image (scale 0.5), clicks are given in the input photo's pixels."""
+    case = cases[("cabinet", 0)]
+    x, y = interior_click(case.view.part_masks["door_1"])
+    fg = dataclasses.replace(case.fg, scale=0.5)
+    result = part_masks.run(CFG, fg, case.recon, ((2 * x, 2 * y),), tmp_path)
+    assert mask_iou(read_mask(result.parts[0].mask), case.view.part_masks["door_1"]) >= 0.85
+    assert result.parts[0].click == (2 * x, 2 * y)
+
+
+def test_two_clicks_on_one_panel_split_it(cases, tmp_path):
+    """Two clicks on one found panel are two parts: the panel is cut between them."""
+    case = cases[("drawer_unit", 3)]
+    drawer = case.view.part_masks["drawer_1"]
+    ys, xs = np.nonzero(drawer)
+    y = int(np.median(ys))
+    left = (int(np.percentile(xs, 20)), y)
+    right = (int(np.percentile(xs, 80)), y)
+    result = part_masks.run(CFG, case.fg, case.recon, (left, right), tmp_path)
+    a, b = (read_mask(p.mask) for p in result.parts)
+    assert np.sum(a & b) <= 0.002 * np.sum(a | b)  # the two masks meet, at most a pixel overlaps
+    assert mask_iou(a | b, drawer) >= 0.8
+    assert 0.3 <= a.sum() / (a | b).sum() <= 0.7  # cut halfway: no seam shows between the clicks
+    assert a[left[1], left[0]] and b[right[1], right[0]]
+
+
+def test_click_off_the_object_is_an_error(cases, tmp_path):
+    case = cases[("cabinet", 0)]
+    with pytest.raises(ValueError, match=r"click \(2, 2\)"):
+        part_masks.run(CFG, case.fg, case.recon, ((2, 2),), tmp_path)
+    with pytest.raises(ValueError, match="outside"):
+        part_masks.run(CFG, case.fg, case.recon, ((case.fg.width + 5, 10),), tmp_path)
+
+
+def test_no_confident_panel_is_an_error(cases, tmp_path):
+    """The cabinet's top is a plain board: searching only there finds nothing, and says so."""
+    case = cases[("cabinet", 0)]
+    with pytest.raises(ValueError, match="min_confidence"):
+        part_masks.run(part_masks.Config(auto_faces=("top",)), case.fg, case.recon, (), tmp_path)
