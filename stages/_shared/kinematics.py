@@ -72,6 +72,40 @@ def upright_box(points: np.ndarray) -> Box:
     return Box(centre=((lo + hi) / 2) @ axes, axes=axes, extents=hi - lo)
 
 
+def part_box(points: np.ndarray, tilt_gain: float = 0.7) -> Box:
+    """A part's bounding box: upright (see :func:`upright_box`) unless the part is tilted.
+
+    A laptop screen photographed open leans back; its upright box is mostly air and its faces
+    are not the panel's. When the minimum-volume 3D box is smaller than ``tilt_gain`` times the
+    upright one, that box is used, its axes ordered like an upright box's: ``axes[2]`` the one
+    closest to +z (pointing up), ``axes[0]`` the next closest to +x (pointing front), and
+    ``axes[1] = axes[2] x axes[0]``.
+
+    Parameters
+    ----------
+    points : (n, 3) float
+      Points of the part (e.g. mesh vertices), base frame, metres.
+    tilt_gain : float
+      Volume ratio below which the tilted box is preferred.
+    """
+    import trimesh
+
+    upright = upright_box(points)
+    to_box, extents = trimesh.bounds.oriented_bounds(np.asarray(points, dtype=np.float64))
+    if np.prod(extents) >= tilt_gain * np.prod(upright.extents):
+        return upright
+    axes = np.asarray(to_box[:3, :3])  # rows: the box axes in the base frame
+    up = int(np.argmax(np.abs(axes[:, 2])))
+    rest = [i for i in range(3) if i != up]
+    front = rest[int(np.argmax(np.abs(axes[rest, 0])))]
+    z_axis = axes[up] * np.sign(axes[up, 2])
+    x_axis = axes[front] * (np.sign(axes[front, 0]) or 1.0)
+    ordered = np.stack([x_axis, np.cross(z_axis, x_axis), z_axis])
+    local = np.asarray(points, dtype=np.float64) @ ordered.T
+    lo, hi = local.min(axis=0), local.max(axis=0)
+    return Box(centre=((lo + hi) / 2) @ ordered, axes=ordered, extents=hi - lo)
+
+
 def rotation_matrices(axis: np.ndarray, angles: np.ndarray) -> np.ndarray:
     """(M, 3, 3) float rotations by ``angles`` (M,) radians about the unit ``axis`` (3,) (Rodrigues)."""
     u = np.asarray(axis, dtype=np.float64)
@@ -190,7 +224,7 @@ def probe_points(mesh, n: int, inset: float, seed: int = 0) -> np.ndarray:
     """
     import trimesh
 
-    inset = min(float(inset), 0.4 * float(upright_box(mesh.vertices).extents.min()))
+    inset = min(float(inset), 0.4 * float(part_box(mesh.vertices).extents.min()))
     samples, face = trimesh.sample.sample_surface(mesh, n, seed=seed)
     step = max(1, int(np.ceil(len(mesh.vertices) / n)))
     corners = np.asarray(mesh.vertices, dtype=np.float64)[::step]

@@ -48,11 +48,28 @@ def check_photo(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
     Raises
     ------
     PhotoError
-      Missing file, not an image, truncated, too large, empty or of an unsupported pixel mode.
+      Missing file, not an image, truncated, too large, empty, of an unsupported pixel mode, or
+      blank (a single flat colour, so there is no object to find).
     """
     with _open_decoded(Path(path), int(max_pixels)) as im:
         _check_mode(Path(path), im.mode)
+        lo, hi = zip(*(band if isinstance(band, tuple) else (band, band) for band in _extrema(im)))
+        if max(h - l for l, h in zip(lo, hi)) <= BLANK_RANGE * (255 if max(hi) <= 255 else max(hi)):
+            raise PhotoError(
+                f"{path}: the image is blank (one flat colour), there is no object in it; "
+                "give a photo of the object"
+            )
         return im.size
+
+
+#: A photo whose pixel values span at most this fraction of the full range in every channel is blank.
+BLANK_RANGE = 2 / 255
+
+
+def _extrema(im) -> list:
+    """Per-band (min, max) of a decoded image (palette images by colour, not by index)."""
+    extrema = (im.convert("RGBA") if im.mode in ("P", "PA") else im).getextrema()
+    return list(extrema) if isinstance(extrema[0], tuple) else [extrema]
 
 
 def load_photo(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:

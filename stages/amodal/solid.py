@@ -42,6 +42,9 @@ _OVERSHOOT_M = 0.01
 _EMBED_M = 0.001
 #: Share of a part's pixels a box face must hold to count as one the part shows.
 _MIN_FACE_SHARE = 0.05
+#: Largest wall of a drawer's tray as a fraction of its smallest size, and the thinnest wall, m.
+_MAX_WALL_FRACTION = 0.2
+_MIN_WALL_M = 0.002
 #: Largest panel thickness as a fraction of the body's depth behind the face.
 _MAX_THICKNESS_FRACTION = 0.25
 #: Colours (RGB in [0, 1]) of the amodal renders: base, parts in turn.
@@ -55,7 +58,9 @@ class Config(BaseModel):
     backend: Literal["solid"] = "solid"
     panel_thickness: float = Field(0.02, gt=0, description="thickness of door and drawer-front panels, metres")
     gap: float = Field(0.003, gt=0, description="clearance between a part and the base on every side, metres")
-    wall_thickness: float = Field(0.015, gt=0, description="walls kept around a door's interior and of a drawer's tray, metres")
+    wall_thickness: float = Field(
+        0.015, gt=0, description="walls kept around a door's interior and of a drawer's tray (at most 1/5 of it), metres"
+    )
     drawer_depth_fraction: float = Field(
         0.8, gt=0, lt=1, description="a drawer's tray depth (behind its front) as a fraction of the body's depth"
     )
@@ -138,7 +143,7 @@ def run(cfg: Config, recon, masks, seg, out_dir: Path):
         face, rects = _part_rectangles(camera, raster, mesh, labels == k + 1, mask, faces, part.name)
         solids.append(_complete(cfg, faces, face, rects, part, upper - lower))
 
-    # 3. The base: the body minus every cavity; each part clipped to the body's box.
+    # 3. The base: the body minus every cavity.
     cavities = [s.cavity for s in solids]
     base = body - (Manifold.batch_boolean(cavities, _op("Add")) if len(cavities) > 1 else cavities[0])
     base_tm = _to_trimesh(base, "base")
@@ -194,12 +199,9 @@ def _part_rectangles(camera, raster, mesh, is_part: np.ndarray, mask: np.ndarray
     the box face whose normal is closest to its mesh face's and is intersected with that face's
     plane. A rectangle is the bounding rectangle of its pixels there.
     """
-    import cv2
-
-    # Pixels: inside the (slightly eroded) mask and on a face segmented as this part.
-    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    # Pixels: inside the mask and on a face segmented as this part.
     fid = raster.face_id
-    on_part = inner & raster.mask & is_part[np.where(raster.mask, fid, 0)]
+    on_part = mask & raster.mask & is_part[np.where(raster.mask, fid, 0)]
     if not on_part.any():
         raise ValueError(
             f"part {name!r}: its mask shows none of its segmented faces; check that segment3d ran on these masks"
@@ -230,17 +232,20 @@ def _part_rectangles(camera, raster, mesh, is_part: np.ndarray, mask: np.ndarray
 def _complete(cfg: Config, faces: dict, face: BoxFace, rects: dict, part, extents: np.ndarray) -> _Solid:
     """The completed solid of one part, its cavity in the base and its joint.
 
-    A revolute part hinged at its top is a lid when it lies mostly on the top face, or when on
-    a side face its rectangle reaches the top edge and spans the face's width.
+    A revolute part hinged at its top is a lid when it covers the whole top face, or when on a
+    side face its rectangle reaches the top edge and spans the face's width; a smaller panel on
+    the top face is a hatch, completed like a door.
     """
     rect = rects[face.name]
     s0, s1, t0, t1 = rect
     depth = float(np.abs(face.normal) @ extents)  # body size behind the face
     reach = cfg.lid_top_tolerance
-    is_lid = part.joint_type == "revolute" and part.hinge_side == "top" and (
-        face.name == "top"
-        or (face.name != "bottom" and t0 <= reach * face.height and s1 - s0 >= (1.0 - 2 * reach) * face.width)
-    )
+    wide = s1 - s0 >= (1.0 - 2 * reach) * face.width
+    if face.name == "top":
+        at_top = wide and t1 - t0 >= (1.0 - 2 * reach) * face.height
+    else:
+        at_top = face.name != "bottom" and wide and t0 <= reach * face.height
+    is_lid = part.joint_type == "revolute" and part.hinge_side == "top" and at_top
     if is_lid:
         return _lid(cfg, faces, rects, part.name)
     thickness = min(cfg.panel_thickness, _MAX_THICKNESS_FRACTION * depth)
@@ -267,15 +272,18 @@ def _complete(cfg: Config, faces: dict, face: BoxFace, rects: dict, part, extent
 def _drawer(cfg: Config, face: BoxFace, rect, panel, slot, thickness: float, depth: float) -> _Solid:
     """A drawer: the front panel and an open-top tray behind it sliding out along the normal."""
     s0, s1, t0, t1 = rect
-    w, g = cfg.wall_thickness, cfg.gap
+    g = cfg.gap
     inset = 2 * g  # the tray is narrower than its front, clear of the slot's edges
-    travel = cfg.drawer_depth_fraction * depth - thickness
-    travel = min(travel, depth - thickness - g - w)  # the base keeps a back wall
     tray_rect = (s0 + inset, s1 - inset, t0 + inset, t1 - inset)
-    if travel <= 2 * w or tray_rect[1] - tray_rect[0] <= 2 * w or tray_rect[3] - tray_rect[2] <= 2 * w:
+    travel = cfg.drawer_depth_fraction * depth - thickness
+    # Walls: as asked, but at most a fifth of the tray's smallest size (a small drawer's tray).
+    smallest = min(tray_rect[1] - tray_rect[0], tray_rect[3] - tray_rect[2], travel)
+    w = min(cfg.wall_thickness, _MAX_WALL_FRACTION * smallest)
+    travel = min(travel, depth - thickness - g - w)  # the base keeps a back wall
+    if w < _MIN_WALL_M or travel <= 2 * w:
         raise ValueError(
             f"drawer on the {face.name} face, {s1 - s0:.3f} x {t1 - t0:.3f} m over a {depth:.3f} m deep body, leaves "
-            f"no room for a tray with {w} m walls; lower `wall_thickness` or check the mask"
+            f"no room for a tray; check its mask (or the reconstruction's depth)"
         )
     outer = _face_box(face, tray_rect, -(thickness + travel), -thickness + _EMBED_M)
     # Open top: the hollow runs past the tray's upper edge (-t is up on the front and side faces).

@@ -2,17 +2,21 @@
 
 For each movable part without a user clip:
 
-1. Find the part's exposed face (the side of its upright bounding box the base does not cover,
-   preferring large faces turned to the camera); its outward normal is the opening direction.
-2. Hypotheses: a hinge on each of the face's 4 edges (axis along the edge, at the outer face so
-   the panel swings clear of the body, signed so that positive angles open outwards) and a slide
-   along the normal.
-3. Score each: agreement with part_masks' proposal (joint type, hinge side as seen in the
-   photo) weighted by its confidence; shape (thin panels swing on their long edge, deep wide
-   parts slide); and the free range, the share of the target opening (a 90 degree swing, a
-   slide of 0.7 of the depth) reachable before the part would enter the base.
+1. Find the part's exposed face (the side of its bounding box, upright unless the part leans,
+   that the base does not cover, preferring large faces turned to the camera); its outward
+   normal is the opening direction.
+2. Hypotheses: a hinge on each of the face's 4 edges (axis along the edge, on the panel's outer
+   face so that it swings clear of the body, signed so that positive angles open outwards) and
+   a slide along the normal.
+3. Score each: agreement with part_masks' proposal (joint type and hinge side, the edges named
+   as ``stages._shared.box_faces`` names them) weighted by its confidence; shape (thin panels
+   swing on their long edge, deep wide parts slide); and the free range, the share of the
+   target opening (a 90 degree swing, a slide of 0.7 of the depth) reachable before the part
+   would enter the base.
 4. Render the best one from rest to its free opening: base and moved part z-buffered together,
-   surfaces coloured from the photo where the rest pose shows them, shaded neutral elsewhere.
+   surfaces coloured from the photo where the rest pose shows them, a shaded neutral grey
+   elsewhere (darker than a light part, lighter than a dark one, so that what the motion reveals
+   stands out from the part, as a shadowed cavity does).
 
 A part with a user clip (``--motion``) gets its frames read, resized to the photo's size and
 copied instead. Writes ``frames/<part>/frame_NNN.png``, ``previews/<part>.gif`` and
@@ -31,6 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from stages._shared import kinematics
+from stages._shared.box_faces import box_faces
 from stages._shared.camera import Camera
 from stages._shared.clip import read_clip
 from stages._shared.io import atomic_dir, atomic_path, read_mask, read_mesh, read_rgb, write_image, write_json
@@ -38,8 +43,11 @@ from stages._shared.sampling import sample_bilinear
 
 log = logging.getLogger(__name__)
 
-#: Image direction (x right, y down) of each hinge side as seen in the photo.
-SIDE_DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "top": (0.0, -1.0), "bottom": (0.0, 1.0)}
+#: Share of the target opening below which a part is reported as hardly able to move.
+LITTLE_FREEDOM = 0.25
+#: Hinge sides, with the in-face direction (as multiples of the face's ``right`` and ``down``)
+#: from the panel centre towards that edge.
+SIDES = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "top": (0.0, -1.0), "bottom": (0.0, 1.0)}
 
 
 class Config(BaseModel):
@@ -47,16 +55,37 @@ class Config(BaseModel):
 
     backend: Literal["kinematic_prior"] = "kinematic_prior"
     n_frames: int = Field(16, ge=2, description="frames per generated clip, frame 0 at rest")
-    revolute_open: float = Field(math.pi / 2, gt=0, le=math.pi, description="target opening of a hinge, radians")
-    prismatic_open: float = Field(0.7, gt=0, le=1.0, description="target opening of a slide, fraction of the part's depth")
-    prior_weight: float = Field(0.5, ge=0, description="score weight of the agreement with part_masks' proposal")
+    revolute_open: float = Field(
+        math.pi / 2, gt=0, le=math.pi, description="target opening of a hinge, radians"
+    )
+    prismatic_open: float = Field(
+        0.7, gt=0, le=1.0, description="target opening of a slide, fraction of the part's depth"
+    )
+    prior_weight: float = Field(
+        0.5, ge=0, description="score weight of the agreement with part_masks' proposal"
+    )
     shape_weight: float = Field(0.25, ge=0, description="score weight of the shape plausibility")
-    free_weight: float = Field(0.25, ge=0, description="score weight of the reachable share of the target opening")
-    exposure_rays: int = Field(7, ge=2, description="rays per side of a face's grid when testing which face is exposed")
-    collision_points: int = Field(400, ge=10, description="points sampled on the part for the free-range sweep")
-    collision_tolerance: float = Field(0.005, ge=0, description="penetration ignored by the sweep, fraction of the object's diagonal")
-    seen_tolerance: float = Field(0.005, gt=0, description="depth slack for a surface to count as seen in the photo, fraction of diagonal")
-    neutral_rgb: tuple[int, int, int] = Field((190, 190, 190), description="albedo of surfaces the photo does not show, 8-bit RGB")
+    free_weight: float = Field(
+        0.25, ge=0, description="score weight of the reachable share of the target opening"
+    )
+    exposure_rays: int = Field(
+        7, ge=2, description="rays per side of a face's grid when testing which face is exposed"
+    )
+    collision_points: int = Field(
+        400, ge=10, description="points sampled on the part for the free-range sweep"
+    )
+    collision_tolerance: float = Field(
+        0.005, ge=0, description="penetration ignored by the sweep, fraction of the object's diagonal"
+    )
+    seen_tolerance: float = Field(
+        0.005, gt=0, description="depth slack for a surface to count as seen in the photo, fraction of diagonal"
+    )
+    neutral_contrast: float = Field(
+        0.4,
+        ge=0,
+        le=0.5,
+        description="least brightness gap between the grey of unseen surfaces and the part's mean brightness, [0, 1]",
+    )
     gif_fps: float = Field(8.0, gt=0, description="frame rate of the preview GIF, frames per second")
 
 
@@ -112,10 +141,17 @@ def run(cfg: Config, fg, recon, masks, amodal, motions: tuple[Path | None, ...],
         if motion is not None:
             frames, skipped = read_clip(Path(motion), (fg.width, fg.height))
             _check_rest(frames[0], photo, photo_mask, Path(motion))
-            report[part_mask.name] = {"source": "motion", "clip": str(motion), "frames": len(frames), "skipped": skipped}
+            report[part_mask.name] = {"source": "motion", "clip": motion, "frames": len(frames), "skipped": skipped}
         else:
-            hypotheses = score_hypotheses(cfg, camera, static, mesh, part_mask, diag)
+            hypotheses, faces = score_hypotheses(cfg, camera, static, mesh, part_mask, diag)
             best = max(hypotheses, key=lambda h: h["score"])
+            if best["free"] < LITTLE_FREEDOM:
+                log.warning(
+                    "articulation_video: part %r can move only %.0f%% of a normal opening before it enters the "
+                    "base (check the amodal cavity); its clip shows little motion",
+                    part_mask.name,
+                    100 * best["free"],
+                )
             magnitudes = np.linspace(0.0, best["open"], cfg.n_frames)
             frames = render_clip(cfg, camera, photo, photo_mask, static, mesh, best, magnitudes, diag)
             skipped = []
@@ -124,6 +160,7 @@ def run(cfg: Config, fg, recon, masks, amodal, motions: tuple[Path | None, ...],
                 "chosen": hypotheses.index(best),
                 "magnitudes": magnitudes,
                 "hypotheses": hypotheses,
+                "exposed_face": faces,
             }
         paths, preview = _write_clip(cfg, out_dir, part_mask.name, frames)
         report[part_mask.name]["seconds"] = round(time.perf_counter() - started, 3)
@@ -183,22 +220,32 @@ def exposed_face(base, box: kinematics.Box, camera: Camera, rays: int) -> tuple[
     return i, sign, {f"{'+-'[s < 0]}{'xyz'[a]}_box": v for (a, s), v in scores.items()}
 
 
-def score_hypotheses(cfg: Config, camera: Camera, base, part, proposal, diag: float) -> list[dict]:
+def score_hypotheses(cfg: Config, camera: Camera, base, part, proposal, diag: float) -> tuple[list[dict], dict]:
     """All joint hypotheses for one part, each with its score terms; see the module docstring.
 
     Parameters
     ----------
+    camera : Camera
+      The photo's camera (the exposed face is preferably one it sees).
+    base : trimesh.Trimesh
+      Everything that stays put: the base and the other parts at rest.
+    part : trimesh.Trimesh
+      The moving part at rest.
     proposal : PartMask
-      part_masks' joint type, hinge side (as seen in the photo) and confidence.
+      part_masks' joint type, hinge side and confidence.
+    diag : float
+      The object's bounding-box diagonal, metres (scales the collision tolerance).
 
     Returns
     -------
-    list of dict
-      ``joint_type``, ``axis`` (3,), ``origin`` (3,), ``side`` (photo side of the hinge or
-      None), ``open`` (rad or m), ``free`` (reachable share of the target), the score terms
-      ``prior``, ``shape`` and their weighted sum ``score``.
+    hypotheses : list of dict
+      ``joint_type``, ``axis`` (3,), ``origin`` (3,), ``side`` (the hinge's edge of the panel,
+      None for a slide), ``open`` (reachable opening, rad or m), ``free`` (its share of the
+      target), the score terms ``prior``, ``shape`` and their weighted sum ``score``.
+    faces : dict
+      Exposure score of each face of the part's box (the best is the opening side).
     """
-    box = kinematics.upright_box(part.vertices)
+    box = kinematics.part_box(part.vertices)
     i, sign, face_scores = exposed_face(base, box, camera, cfg.exposure_rays)
     normal = sign * box.axes[i]
     face_centre = box.face_centre(i, sign)
@@ -206,7 +253,10 @@ def score_hypotheses(cfg: Config, camera: Camera, base, part, proposal, diag: fl
     face_centre = face_centre + (kinematics.outer_plane(part, normal) - face_centre @ normal) * normal
     j, k = [a for a in range(3) if a != i]
     depth = float(box.extents[i])
-    uv_centre = camera.project(face_centre[None])[0][0]
+    # hinge sides are named as part_masks names them: in the frame of the object's box face the
+    # panel lies on, as a viewer outside it and upright sees it (a lid's "top" edge is its back)
+    lo, hi = part.bounds
+    face = max(box_faces(lo, hi + 1e-9).values(), key=lambda f: float(f.normal @ normal))
     probes = kinematics.probe_points(part, cfg.collision_points, cfg.collision_tolerance * diag)
 
     # the face's horizontal width and vertical height (a horizontal face has no height)
@@ -221,8 +271,9 @@ def score_hypotheses(cfg: Config, camera: Camera, base, part, proposal, diag: fl
             origin = face_centre + side_sign * 0.5 * box.extents[e] * box.axes[e]
             free_edge = -side_sign * box.extents[e] * box.axes[e]  # hinge -> free edge
             axis = box.axes[along] * np.sign(np.cross(box.axes[along], free_edge) @ normal)
-            uv = camera.project(origin[None])[0][0] - uv_centre
-            side = max(SIDE_DIRECTIONS, key=lambda s: float(np.dot(SIDE_DIRECTIONS[s], uv)))
+            towards = (origin - face_centre) / np.linalg.norm(origin - face_centre)
+            cosines = {name: float(towards @ (a * face.right + b * face.down)) for name, (a, b) in SIDES.items()}
+            side = max(cosines, key=cosines.get)
             long_edge = float(box.extents[along] / max(box.extents[along], box.extents[e]))
             hypotheses.append(
                 {
@@ -230,7 +281,7 @@ def score_hypotheses(cfg: Config, camera: Camera, base, part, proposal, diag: fl
                     "axis": axis,
                     "origin": origin,
                     "side": side,
-                    "side_cos": float(np.dot(SIDE_DIRECTIONS[side], uv / max(np.linalg.norm(uv), 1e-9))),
+                    "side_cos": cosines[side],
                     "target": cfg.revolute_open,
                     "shape": 0.6 * thin + 0.4 * long_edge,
                 }
@@ -255,8 +306,8 @@ def score_hypotheses(cfg: Config, camera: Camera, base, part, proposal, diag: fl
         h["free"] = reach / h["target"]
         h["prior"] = c * _agreement(h, proposal) + (1.0 - c) * 0.5
         h["score"] = cfg.prior_weight * h["prior"] + cfg.shape_weight * h["shape"] + cfg.free_weight * h["free"]
-        h["exposed_face"] = face_scores
-    return [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in h.items()} for h in hypotheses]
+    plain = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in h.items()} for h in hypotheses]
+    return plain, face_scores
 
 
 def _agreement(h: dict, proposal) -> float:
@@ -267,8 +318,8 @@ def _agreement(h: dict, proposal) -> float:
         return 1.0
     if proposal.hinge_side is None:
         return 0.5
-    want = np.asarray(SIDE_DIRECTIONS[proposal.hinge_side])
-    got = np.asarray(SIDE_DIRECTIONS[h["side"]]) * max(h["side_cos"], 0.0)
+    want = np.asarray(SIDES[proposal.hinge_side])
+    got = np.asarray(SIDES[h["side"]]) * max(h["side_cos"], 0.0)
     return float(max(0.0, want @ got))
 
 
@@ -298,7 +349,8 @@ def render_clip(
     rest = rasterize(camera, V_rest, F)
     rest_depth = np.where(rest.mask, rest.depth, np.inf)
     photo_f = photo.astype(np.float32)
-    neutral = np.asarray(cfg.neutral_rgb, dtype=np.float64)
+    is_part = rest.mask & (rest.face_id >= len(base.faces))
+    neutral = np.full(3, 255.0 * _neutral_grey(photo[is_part], cfg.neutral_contrast))
     forward = camera.pose[:3, 2]
     tol = cfg.seen_tolerance * diag
     H, W = camera.height, camera.width
@@ -329,6 +381,16 @@ def render_clip(
         frame[covered] = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
         frames.append(frame)
     return frames
+
+
+def _neutral_grey(part_pixels: np.ndarray, contrast: float) -> float:
+    """Grey level in [0, 1] for unseen surfaces: the part's mean brightness mirrored about
+    mid-grey, pushed to at least ``contrast`` away from it."""
+    lum = float(part_pixels.mean()) / 255.0 if part_pixels.size else 0.5
+    grey = 1.0 - lum
+    if abs(grey - lum) < contrast:
+        grey = lum - contrast if lum >= 0.5 else lum + contrast
+    return float(np.clip(grey, 0.0, 1.0))
 
 
 def _check_rest(frame0: np.ndarray, photo: np.ndarray, mask: np.ndarray, clip: Path) -> None:

@@ -44,6 +44,8 @@ from stages._shared.io import read_mesh, read_rgb, write_json
 log = logging.getLogger(__name__)
 
 JOINT_TYPES = ("revolute", "prismatic")
+#: Per joint type fit entries kept in fit.json.
+FIT_KEYS = ("axis", "origin", "magnitudes", "loss", "coarse_loss", "curve", "refined_losses", "albedo")
 
 
 class Config(BaseModel):
@@ -51,46 +53,98 @@ class Config(BaseModel):
 
     backend: Literal["dual_quaternion"] = "dual_quaternion"
     fit_size: int = Field(256, ge=32, description="long side of the images for the final refinement, pixels")
-    coarse_size: int = Field(128, ge=16, description="long side of the images for the coarse refinement, pixels")
-    search_size: int = Field(48, ge=16, description="long side of the images for the first scoring of all candidates, pixels")
-    rescore_size: int = Field(96, ge=16, description="long side of the images for re-scoring the best candidates, pixels")
-    texture_size: int = Field(512, ge=32, description="long side of frame 0 when used as the colour source, pixels")
-    search_frames: int = Field(6, ge=2, description="frames of the clip used to score candidates (evenly spread)")
+    coarse_size: int = Field(
+        128, ge=16, description="long side of the images for the coarse refinement, pixels"
+    )
+    search_size: int = Field(
+        48, ge=16, description="long side of the images for the first scoring of all candidates, pixels"
+    )
+    rescore_size: int = Field(
+        96, ge=16, description="long side of the images for re-scoring the best candidates, pixels"
+    )
+    texture_size: int = Field(
+        512, ge=32, description="long side of frame 0 when used as the colour source, pixels"
+    )
+    search_frames: int = Field(
+        6, ge=2, description="frames of the clip used to score candidates (evenly spread)"
+    )
     search_steps: int = Field(10, ge=3, description="magnitudes per frame tried in the first scoring")
     rescore_keep: int = Field(12, ge=1, description="best candidates of the first scoring that are re-scored")
     rescore_steps: int = Field(19, ge=3, description="magnitudes per frame tried when re-scoring")
     keep_revolute: int = Field(2, ge=1, description="best revolute candidates refined at coarse_size")
     keep_prismatic: int = Field(1, ge=1, description="best prismatic candidates refined at coarse_size")
-    coarse_frames: int = Field(8, ge=1, description="frames of the clip (evenly spread) in the coarse refinement's loss")
-    coarse_iters: int = Field(20, ge=0, description="Adam iterations at coarse_size (magnitudes and albedo; the line stays put)")
-    fine_iters: int = Field(15, ge=0, description="Adam iterations at fit_size for the chosen joint type, all frames")
+    coarse_frames: int = Field(
+        8, ge=1, description="frames of the clip (evenly spread) in the coarse refinement's loss"
+    )
+    coarse_iters: int = Field(
+        20, ge=0, description="Adam iterations at coarse_size (magnitudes and albedo; the line stays put)"
+    )
+    fine_iters: int = Field(
+        15, ge=0, description="Adam iterations at fit_size for the chosen joint type, all frames"
+    )
     lr_axis: float = Field(0.01, gt=0, description="Adam step of the raw axis vector (~radians per step)")
-    lr_pivot: float = Field(0.004, gt=0, description="Adam step of the pivot, fraction of the object's diagonal")
+    lr_pivot: float = Field(
+        0.004, gt=0, description="Adam step of the pivot, fraction of the object's diagonal"
+    )
     lr_magnitude: float = Field(0.05, gt=0, description="Adam step of the raw magnitude increments")
     lr_albedo: float = Field(0.05, gt=0, description="Adam step of the unseen-surface albedos (logits)")
     axis_prior: float = Field(
-        1.0, ge=0, description="weight of 1 - cos^2 between the axis and its candidate's box axis (box-like parts move along their box axes)"
+        1.0,
+        ge=0,
+        description="weight of 1 - cos^2 between the axis and its candidate's box axis (box-like parts move along "
+        "their box axes)",
     )
     sigma_px: float = Field(0.6, gt=0, description="edge softness of the soft rasteriser, pixels")
-    tau_layer: float = Field(0.003, gt=0, description="depth softness within a layer, fraction of the object's diagonal")
-    tau_blend: float = Field(0.01, gt=0, description="depth softness between base and part, fraction of the object's diagonal")
+    tau_layer: float = Field(
+        0.003, gt=0, description="depth softness within a layer, fraction of the object's diagonal"
+    )
+    tau_blend: float = Field(
+        0.01, gt=0, description="depth softness between base and part, fraction of the object's diagonal"
+    )
     silhouette_weight: float = Field(1.0, ge=0, description="weight of the silhouette L1 loss")
     colour_weight: float = Field(1.0, ge=0, description="weight of the colour loss")
-    luminance_weight: float = Field(0.25, ge=0, description="weight of brightness relative to chromaticity in the colour loss")
+    luminance_weight: float = Field(
+        0.25, ge=0, description="weight of brightness relative to chromaticity in the colour loss"
+    )
+    unseen_weight: float = Field(
+        0.3, ge=0, le=1, description="colour-loss weight of surfaces frame 0 did not see (their colour is guessed)"
+    )
     charbonnier_eps: float = Field(0.01, gt=0, description="Charbonnier epsilon, colour units in [0, 1]")
-    background_threshold: float = Field(0.08, gt=0, lt=1, description="colour distance from the background that counts as object, [0, 1]")
-    plain_background: float = Field(0.9, gt=0, le=1, description="share of frame 0's border near its median colour for a plain background")
-    change_threshold: float = Field(0.1, gt=0, lt=1, description="colour change of a pixel that counts as motion, [0, 1]")
-    min_motion: float = Field(0.05, ge=0, description="changed pixels / part's pixels at rest below which the part is fixed")
-    revolute_margin: float = Field(0.1, ge=0, description="revolute is chosen only if its loss is this fraction below prismatic's")
+    background_threshold: float = Field(
+        0.08, gt=0, lt=1, description="colour distance from the background that counts as object, [0, 1]"
+    )
+    plain_background: float = Field(
+        0.9, gt=0, le=1, description="share of frame 0's border near its median colour for a plain background"
+    )
+    change_threshold: float = Field(
+        0.1, gt=0, lt=1, description="colour change of a pixel that counts as motion, [0, 1]"
+    )
+    min_motion: float = Field(
+        0.05, ge=0, description="changed pixels / part's pixels at rest below which the part is fixed"
+    )
+    revolute_margin: float = Field(
+        0.1, ge=0, description="revolute is chosen only if its loss is this fraction below prismatic's"
+    )
     revolute_cap: float = Field(math.pi, gt=0, description="largest revolute range considered, radians")
-    prismatic_cap: float = Field(1.0, gt=0, description="largest prismatic range, fraction of the part's depth along the axis")
-    collision_points: int = Field(400, ge=10, description="probe points sampled on the part for collision sweeps")
-    collision_tolerance: float = Field(0.005, ge=0, description="penetration ignored by the sweep, fraction of the object's diagonal")
-    seen_tolerance: float = Field(0.005, gt=0, description="depth slack for a surface point to count as seen in frame 0, fraction of diagonal")
-    max_render_faces: int = Field(300, ge=4, description="parts with more faces are drawn as their convex hull")
+    prismatic_cap: float = Field(
+        1.0, gt=0, description="largest prismatic range, fraction of the part's depth along the axis"
+    )
+    collision_points: int = Field(
+        400, ge=10, description="probe points sampled on the part for collision sweeps"
+    )
+    collision_tolerance: float = Field(
+        0.005, ge=0, description="penetration ignored by the sweep, fraction of the object's diagonal"
+    )
+    seen_tolerance: float = Field(
+        0.005, gt=0, description="depth slack for a surface point to count as seen in frame 0, fraction of diagonal"
+    )
+    max_render_faces: int = Field(
+        300, ge=4, description="parts with more faces are drawn as their convex hull"
+    )
     seed: int = Field(0, description="seed for surface sampling")
-    threads: int = Field(1, ge=1, description="torch CPU threads while fitting (1 is fastest on a shared machine)")
+    threads: int = Field(
+        1, ge=1, description="torch CPU threads while fitting (1 is fastest on a shared machine)"
+    )
 
 
 def run(cfg: Config, recon, amodal, video, out_dir: Path):
@@ -161,7 +215,9 @@ def _fit_all(cfg: Config, camera: Camera, base, parts, video, diag: float):
                     "clips must be at the photo's size (articulation_video resizes them)"
                 )
         if len(frames) < 2:
-            raise ValueError(f"clip of part {clip.part!r} has {len(frames)} frame(s); a clip needs rest + >= 1 moved frame")
+            raise ValueError(
+                f"clip of part {clip.part!r} has {len(frames)} frame(s); a clip needs rest + >= 1 moved frame"
+            )
         started = time.perf_counter()
         fit = fit_joint(cfg, camera, static, part, frames, diag)
         fit["seconds"] = time.perf_counter() - started
@@ -292,12 +348,12 @@ class _Scene:
     """
 
     view: object  # soft_render.View of the cropped image
-    base: object  # soft_render.Layer, alpha/depth (HW,), rgb (HW, 3)
+    base: object  # soft_render.Layer, alpha/depth (HW,), rgb (HW, 4): colour + share seen in frame 0
     obs_alpha: object  # (T, HW) observed silhouette coverage
     obs_rgb: object  # (T, HW, 3) observed colours
     base_loss: object  # (T, HW) per-pixel loss of the base-only composite
     base_loss_sum: object  # (T,)
-    background: object  # (3,)
+    background: object  # (4,) background colour and "seen" = 1
     weights: tuple[float, float]  # silhouette, colour
     sigma: float
 
@@ -329,12 +385,12 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
     import torch
 
     clock = _Clock()
-    box = kinematics.upright_box(part.vertices)
+    box = kinematics.part_box(part.vertices)
     tex_cam = camera.scaled(min(1.0, cfg.texture_size / max(camera.width, camera.height)))
     frames_tex = [_resize(f, tex_cam) for f in frames]
 
     # 1. observe: background, silhouettes, motion
-    background, plain = _background(frames_tex[0], cfg.background_threshold)
+    background, plain = _background(frames_tex[0], cfg.background_threshold, cfg.plain_background)
     rest = _rest_render(tex_cam, base, part)
     motion = _motion(frames_tex, rest["part_area"], cfg.change_threshold)
     report = {
@@ -359,12 +415,17 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
     albedo0 = _unseen_albedo(frames_tex, background, cfg)
     report["region"] = roi
     report["unseen_albedo"] = albedo0.tolist()
+    silhouettes = [_silhouette(f, background, cfg.background_threshold) for f in frames]
     scenes = {
         name: _scene(
-            cfg, camera.scaled(min(1.0, size / max(camera.width, camera.height))), base, part, frames, background, roi, albedo0, weights
-        )
+            cfg, camera.scaled(min(1.0, size / max(camera.width, camera.height))), base, part, frames, silhouettes,
+            background, roi, albedo0, weights,
+        )  # fmt: skip
         for name, size in (
-            ("search", cfg.search_size), ("rescore", cfg.rescore_size), ("coarse", cfg.coarse_size), ("fine", cfg.fit_size)
+            ("search", cfg.search_size),
+            ("rescore", cfg.rescore_size),
+            ("coarse", cfg.coarse_size),
+            ("fine", cfg.fit_size),
         )
     }
     albedo0 = torch.as_tensor(albedo0, dtype=torch.float32)
@@ -413,8 +474,7 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
         for c in candidates
     ]
     report["fits"] = {
-        jt: {k: fits[jt].get(k) for k in ("axis", "origin", "magnitudes", "loss", "coarse_loss", "curve", "refined_losses", "albedo")}
-        for jt in JOINT_TYPES
+        jt: {k: fits[jt].get(k) for k in FIT_KEYS} for jt in JOINT_TYPES
     }
     report["static_loss"] = static_loss
 
@@ -490,15 +550,17 @@ def _resize(image: np.ndarray, camera: Camera) -> np.ndarray:
     if image.shape[:2] == (camera.height, camera.width):
         return image
     shrink = camera.width < image.shape[1]
-    return cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(image, (camera.width, camera.height), interpolation=interpolation)
 
 
-def _background(frame: np.ndarray, threshold: float) -> tuple[np.ndarray, bool]:
-    """Median colour of the frame's border, [0, 1], and whether the border is plain."""
+def _background(frame: np.ndarray, threshold: float, plain_share: float) -> tuple[np.ndarray, bool]:
+    """Median colour of the frame's border, [0, 1], and whether the border is plain (at least
+    ``plain_share`` of it within ``threshold`` of that colour)."""
     border = np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]]).astype(np.float64) / 255.0
     colour = np.median(border, axis=0)
     near = np.abs(border - colour).max(axis=1) < threshold
-    return colour, bool(near.mean() >= 0.9)
+    return colour, bool(near.mean() >= plain_share)
 
 
 def _silhouette(frame: np.ndarray, background: np.ndarray, threshold: float) -> np.ndarray:
@@ -542,7 +604,7 @@ def _part_model(cfg: Config, part, frame0: np.ndarray, rest: dict, tex_cam: Came
     drawn = part
     if len(part.faces) > cfg.max_render_faces:
         drawn = part.convex_hull
-        log.info("joint_fit: drawing the part's convex hull (%d faces) for its %d faces", len(drawn.faces), len(part.faces))
+        log.info("joint_fit: drawing the part's convex hull (%d faces) for its %d", len(drawn.faces), len(part.faces))
     closed = bool(drawn.is_watertight and drawn.is_winding_consistent and drawn.volume > 0)
     if not closed:
         log.info("joint_fit: part mesh is not closed with outward winding; rendering its back faces too")
@@ -574,6 +636,11 @@ def _region(frames: list[np.ndarray], rest: dict, background: np.ndarray, cfg: C
             seen |= _silhouette(f, background, cfg.background_threshold) > 0
     H, W = seen.shape
     ys, xs = np.nonzero(seen)
+    if len(xs) == 0:
+        raise ValueError(
+            "the object does not project into the clip's frames and no pixel changes; check that "
+            "`recon.camera` is the camera of the photo the clip was filmed or rendered with"
+        )
     box = np.array([xs.min() / W, ys.min() / H, (xs.max() + 1) / W, (ys.max() + 1) / H])
     return (np.clip(box + np.array([-1, -1, 1, 1]) * REGION_MARGIN, 0.0, 1.0)).tolist()
 
@@ -593,10 +660,13 @@ def _crop(camera: Camera, region) -> tuple[Camera, tuple[int, int, int, int]]:
     return cropped, (x0, y0, x1, y1)
 
 
-def _scene(cfg: Config, full: Camera, base, part, frames, background, region, base_albedo, weights) -> _Scene:
+def _scene(
+    cfg: Config, full: Camera, base, part, frames, silhouettes, background, region, base_albedo, weights
+) -> _Scene:
     """Observations and the static base layer at one resolution, cropped to ``region``.
 
-    Base surfaces frame 0 saw take its colours; the others ``base_albedo`` (3,) shaded.
+    ``frames`` and ``silhouettes`` ((H, W) float32 each) are at the photo's size. Base surfaces
+    frame 0 saw take its colours; the others ``base_albedo`` (3,) shaded.
     """
     import torch
 
@@ -605,8 +675,7 @@ def _scene(cfg: Config, full: Camera, base, part, frames, background, region, ba
 
     cam, (x0, y0, x1, y1) = _crop(full, region)
     obs = np.stack([_resize(f, full)[y0:y1, x0:x1] for f in frames]).astype(np.float32) / 255.0
-    # silhouettes from the full frames, area-averaged down to this resolution
-    sil = np.stack([_resize(_silhouette(f, background, cfg.background_threshold), full)[y0:y1, x0:x1] for f in frames])
+    sil = np.stack([_resize(m, full)[y0:y1, x0:x1] for m in silhouettes])  # area-averaged: soft edges
     V = np.concatenate([base.vertices, part.vertices])
     F = np.concatenate([base.faces, part.faces + len(base.vertices)])
     forward = cam.pose[:3, 2]
@@ -618,15 +687,16 @@ def _scene(cfg: Config, full: Camera, base, part, frames, background, region, ba
         both = rasterize(sub_cam, V, F)
         seen = ((both.face_id == r.face_id) & r.mask)[..., None]
         shade = _shade(base.face_normals[np.where(r.mask, r.face_id, 0)], forward)[..., None]
-        return np.where(seen, frame0[: sub_cam.height, : sub_cam.width], shade * np.asarray(base_albedo))
+        rgb = np.where(seen, frame0[: sub_cam.height, : sub_cam.width], shade * np.asarray(base_albedo))
+        return np.concatenate([rgb, seen], axis=2)  # colour + "seen in frame 0" channel
 
     alpha, depth, rgb = static_layer(cam, base.vertices, base.faces, channels, supersample=s)
     T, HW = len(frames), cam.width * cam.height
-    base_layer = Layer(alpha=alpha.reshape(HW), depth=depth.reshape(HW), rgb=rgb.reshape(HW, 3))
-    bg = torch.as_tensor(background, dtype=torch.float32)
+    base_layer = Layer(alpha=alpha.reshape(HW), depth=depth.reshape(HW), rgb=rgb.reshape(HW, 4))
+    bg = torch.as_tensor(np.r_[background, 1.0], dtype=torch.float32)  # the background is known too
     obs_alpha = torch.as_tensor(sil, dtype=torch.float32).reshape(T, HW)
     obs_rgb = torch.as_tensor(obs).reshape(T, HW, 3)
-    a0, rgb0 = blend(base_layer, Layer(torch.zeros(HW), torch.zeros(HW), torch.zeros(HW, 3)), bg, 1.0)
+    a0, rgb0 = blend(base_layer, Layer(torch.zeros(HW), torch.zeros(HW), torch.zeros(HW, 4)), bg, 1.0)
     base_loss = _pixel_loss(cfg, weights, a0[None], rgb0[None], obs_alpha, obs_rgb)  # (T, HW)
     return _Scene(
         view=View.from_camera(cam),
@@ -670,7 +740,8 @@ def _render(cfg: Config, scene: _Scene, model: _Part, joint_type: str, axis, piv
     """The composite where the part, moved by ``mags`` (B,), touches the image.
 
     Returns the touched flat pixels ``b * HW + p`` (m,), and there the composite's soft
-    silhouette (m,) and colour (m, 3); everywhere else the composite is the base alone.
+    silhouette (m,) and colour (m, 4: RGB and the share of it frame 0 saw); everywhere else
+    the composite is the base alone.
     ``albedo`` (3,) colours the part's surfaces frame 0 did not see.
     """
     import torch
@@ -694,7 +765,7 @@ def _render(cfg: Config, scene: _Scene, model: _Part, joint_type: str, axis, piv
         seen = (z0 <= model.rest_depth[iy, ix] + model.seen_tol)[:, None]
     normals = q_rotate(q_r[:, None], model.normals[None])  # (B, F, 3) face normals per frame
     shade = _shade(normals, model.forward)[frags.batch, frags.face][:, None]
-    colours = torch.where(seen, sample_image(model.texture, uv0), shade * albedo)
+    colours = torch.cat([torch.where(seen, sample_image(model.texture, uv0), shade * albedo), seen.float()], 1)
     index, part_layer = composite_layer(frags, colours, scene.view.height, scene.view.width, cfg.tau_layer * diag)
     pix = index % scene.base.alpha.numel()
     base_layer = Layer(scene.base.alpha[pix], scene.base.depth[pix], scene.base.rgb[pix])
@@ -704,24 +775,28 @@ def _render(cfg: Config, scene: _Scene, model: _Part, joint_type: str, axis, piv
 
 def _pixel_loss(cfg: Config, weights, alpha, rgb, obs_alpha, obs_rgb):
     """Per-pixel loss (any shapes): silhouette L1 + Charbonnier of the chromaticity and, weighted
-    by ``luminance_weight``, of the brightness.
+    by ``luminance_weight``, of the brightness; ``rgb`` (..., 4) carries the share of the pixel's
+    colour that frame 0 saw, and the rest weighs ``unseen_weight``.
 
     Chromaticity ``rgb / (r + g + b + CHROMA_EPS)`` hardly changes when a turning panel catches
     more or less light, while frame-0 colours stay as they were at rest: splitting the colour
-    keeps shading changes from pulling the pose.
+    keeps shading changes from pulling the pose. Surfaces frame 0 did not see have a guessed
+    colour; down-weighting them keeps that guess from pulling the pose (e.g. towards hiding them).
     """
     import torch
 
-    s = rgb.sum(dim=-1, keepdim=True) + CHROMA_EPS
+    colour, known = rgb[..., :3], rgb[..., 3]
+    s = colour.sum(dim=-1, keepdim=True) + CHROMA_EPS
     s_obs = obs_rgb.sum(dim=-1, keepdim=True) + CHROMA_EPS
     eps = cfg.charbonnier_eps
 
     def rho(x):
         return torch.sqrt(x * x + eps * eps) - eps
 
-    chroma = rho(rgb / s - obs_rgb / s_obs).sum(dim=-1)
+    chroma = rho(colour / s - obs_rgb / s_obs).sum(dim=-1)
     brightness = rho((s - s_obs)[..., 0] / 3.0)
-    return weights[0] * (alpha - obs_alpha).abs() + weights[1] * (chroma + cfg.luminance_weight * brightness)
+    trust = cfg.unseen_weight + (1.0 - cfg.unseen_weight) * known
+    return weights[0] * (alpha - obs_alpha).abs() + weights[1] * trust * (chroma + cfg.luminance_weight * brightness)
 
 
 #: Added to r + g + b before dividing, so that near-black pixels have a damped chromaticity.
@@ -860,8 +935,9 @@ def _plausible(base, probes: np.ndarray, ranked: list[dict], keep: int) -> list[
     return out + implausible[: keep - len(out)]
 
 
-#: Share of a candidate's observed reach it must be able to move freely to count as plausible.
-PLAUSIBLE_REACH = 0.9
+#: Share of a candidate's observed reach it must be able to move freely to count as plausible
+#: (not all of it: a lid closing onto its base ends in contact, and grid magnitudes overshoot).
+PLAUSIBLE_REACH = 0.75
 
 
 def _refine(
@@ -948,7 +1024,8 @@ def _static_loss(cfg: Config, scene: _Scene, model: _Part, frames, diag: float, 
 
     with torch.no_grad():
         mags = torch.zeros(len(frames))
-        rendered = _render(cfg, scene, model, "prismatic", torch.tensor([1.0, 0, 0]), torch.zeros(3), mags, albedo, diag)
+        axis, pivot = torch.tensor([1.0, 0.0, 0.0]), torch.zeros(3)  # any joint: every magnitude is 0
+        rendered = _render(cfg, scene, model, "prismatic", axis, pivot, mags, albedo, diag)
         return float(_frame_losses(cfg, scene, *rendered, torch.as_tensor(np.asarray(frames))).mean())
 
 

@@ -94,8 +94,9 @@ class Fragments:
 
 @dataclass(frozen=True)
 class Layer:
-    """One mesh rendered alone: alpha, depth (...) and rgb (..., 3) (not premultiplied), either
-    dense images or values at a list of pixels."""
+    """One mesh rendered alone: alpha, depth (...) and rgb (..., C) (not premultiplied; colour,
+    optionally followed by extra channels blended alike), dense images or values at a list of
+    pixels."""
 
     alpha: Tensor
     depth: Tensor
@@ -259,8 +260,8 @@ def composite_layer(frags: Fragments, colours: Tensor, height: int, width: int, 
     Parameters
     ----------
     frags : Fragments
-    colours : (n, 3) float
-      Colour of each fragment, [0, 1].
+    colours : (n, C) float
+      Colour of each fragment, [0, 1] (plus any extra channels to blend alike).
     height, width : int
       Image size.
     tau : float
@@ -271,7 +272,7 @@ def composite_layer(frags: Fragments, colours: Tensor, height: int, width: int, 
     index : (m,) int64
       Flat pixel ``b * H * W + y * W + x`` of each touched pixel, sorted.
     layer : Layer
-      alpha, depth (m,) and rgb (m, 3) at those pixels.
+      alpha, depth (m,) and rgb (m, C) at those pixels.
     """
     flat = frags.batch * (height * width) + frags.pixel  # (n,) flat pixel of each fragment
     index, inv = torch.unique(flat, return_inverse=True)  # (m,), (n,) fragment -> touched pixel
@@ -284,7 +285,8 @@ def composite_layer(frags: Fragments, colours: Tensor, height: int, width: int, 
         top = torch.full((m,), -torch.inf, dtype=logit.dtype).scatter_reduce(0, inv, logit, "amax")
     e = torch.exp(logit - top[inv])  # (n,) in (0, 1], at least one 1 per pixel
     den = torch.zeros(m, dtype=e.dtype).index_add(0, inv, e)
-    num = torch.zeros(m, 4, dtype=e.dtype).index_add(0, inv, e[:, None] * torch.cat([frags.depth[:, None], colours], 1))
+    values = torch.cat([frags.depth[:, None], colours], 1)  # (n, 1 + C)
+    num = torch.zeros(m, values.shape[1], dtype=e.dtype).index_add(0, inv, e[:, None] * values)
     return index, Layer(alpha=1.0 - torch.exp(log_free), depth=num[:, 0] / den, rgb=num[:, 1:] / den[:, None])
 
 
@@ -299,8 +301,8 @@ def blend(base: Layer, part: Layer, background: Tensor, tau: float) -> tuple[Ten
     ----------
     base, part : Layer
       Values at the same pixels: any matching (or broadcasting) shapes, dense or sparse.
-    background : (3,) float
-      Background colour, [0, 1].
+    background : (C,) float
+      Background colour, [0, 1] (and extra channels).
     tau : float
       Depth softness between the layers, metres.
 
@@ -308,8 +310,8 @@ def blend(base: Layer, part: Layer, background: Tensor, tau: float) -> tuple[Ten
     -------
     alpha : (...) float
       Soft silhouette of the whole object.
-    rgb : (..., 3) float
-      Composite colour.
+    rgb : (..., C) float
+      Composite colour (and extra channels).
     """
     with torch.no_grad():
         z0 = torch.minimum(base.depth, part.depth)

@@ -68,6 +68,8 @@ _ROUND_RADIAL = 0.9
 _ROUND_FILL = 0.3
 #: Hough circles examined per face.
 _ROUND_CANDIDATES = 4
+#: A panel starting within this fraction of the face height from its top edge touches the top.
+_TOP_TOUCH = 0.05
 #: Length over width from which a blob is a bar handle.
 _BAR_ASPECT = 2.5
 
@@ -564,7 +566,7 @@ def _cell_panels(cfg: Config, face: _Face, cell: _Cell) -> list[_Panel]:
     """
     blobs = _handle_blobs(cfg, face, cell)
     handles = [b for b in blobs if not b.control]
-    pair = _mirrored_pair(cfg, handles)
+    pair = _mirrored_pair(handles)
     if pair is None:
         return [_make_panel(cfg, face, cell, blobs)]
     c0, r0, c1, r1 = cell.bbox
@@ -759,7 +761,7 @@ def _handle_blobs(cfg: Config, face: _Face, cell: _Cell) -> list[_Handle]:
     ]
 
 
-def _mirrored_pair(cfg: Config, handles: list[_Handle]) -> tuple[_Handle, _Handle] | None:
+def _mirrored_pair(handles: list[_Handle]) -> tuple[_Handle, _Handle] | None:
     """Two like handles mirrored about a panel's vertical centre line, if any.
 
     Two doors meeting in the middle (or two drawers side by side) carry their handles so; a
@@ -786,8 +788,9 @@ def _joint_from_handle(
     Top face: a lid, hinged at the back (the rectified top edge) unless the handle is there.
     Other faces: a handle far from the centre towards a vertical edge means a door hinged on the
     opposite edge; one near the top (bottom) edge a flap hinged at the bottom (top); a centred
-    one a drawer. Without a handle, a wide panel is a drawer and a tall one a door hinged on its
-    edge nearer the face's edge.
+    one a drawer. Without a handle, a panel filling the face's top over its width is a raised
+    lid hinged at its bottom (a laptop's screen), a wide panel is a drawer and a tall one a door
+    hinged on its edge nearer the face's edge.
     """
     width, height = rect[1] - rect[0], rect[3] - rect[2]
     if face.name == "top":
@@ -795,6 +798,9 @@ def _joint_from_handle(
             return "revolute", "bottom"
         return "revolute", "top"
     if handle is None:
+        s0, s1, t0, t1 = rect
+        if t0 <= _TOP_TOUCH * face.height and s1 - s0 >= 0.85 * face.width and t1 - t0 >= 0.35 * face.height:
+            return "revolute", "bottom"  # a raised lid filling the top of the face (a laptop's screen)
         if width / height >= cfg.drawer_aspect:
             return "prismatic", None
         centre_s = 0.5 * (rect[0] + rect[1])

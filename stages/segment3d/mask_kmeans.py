@@ -17,7 +17,10 @@ elsewhere (e.g. PartField) read from a ``.npy`` file. Geometric features do not 
 from the frame around it on the same plane (PartField's do), so by default faces the camera sees
 keep the label their pixel shows (in a part's mask: that part; in none: the base) and eq. 1 and
 k-means decide only the faces the photo does not show, which is where DreamArt needs the
-clustering (the occluded rest of a part). ``fix_observed=False`` is the method as published.
+clustering (the occluded rest of a part). Eq. 1's max is taken as a high quantile
+(``radius_quantile``): a mask bleeding over a part's outline would otherwise let a few faces of
+the next surface set the radius. ``fix_observed=False, radius_quantile=1`` is the method as
+published.
 Several parts: each part's eq. 1 is scaled by its own radius and a face goes to the part of
 smallest scaled distance; the base is label 0.
 """

@@ -29,8 +29,11 @@ class SynthCase:
 
 
 def front_plane_x(mesh: trimesh.Trimesh) -> float:
-    """x of the mesh's largest +x-facing plane (a panel's front, not its handle's tip), metres."""
+    """x of the mesh's largest +x-facing plane (a panel's front, not its handle's tip), metres;
+    the mesh's largest x when no face looks along +x (a laptop's raised lid)."""
     front = mesh.face_normals[:, 0] > 0.99
+    if not front.any():
+        return float(mesh.bounds[1, 0])
     x = np.round(mesh.triangles_center[front, 0], 3)
     planes, inverse = np.unique(x, return_inverse=True)
     return float(planes[np.argmax(np.bincount(inverse, weights=mesh.area_faces[front]))])
