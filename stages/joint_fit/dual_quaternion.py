@@ -13,10 +13,11 @@ For each part and its clip (frame 0 at rest, same camera as the photo):
    take frame 0's colours where frame 0 saw them (the part's through the *rest* position of each
    surface point); unseen surfaces get a shaded albedo (the base's estimated from what the motion
    reveals, the part's learned).
-4. Initialise (ATOP-style): discrete candidates from the part's upright bounding box (axes = its
-   3 principal directions x both signs; revolute lines through the centre, face centres and edge
-   midlines), each scored at low resolution with the best monotone magnitude path over a grid.
-   Candidates whose motion would drive the part through the base are passed over.
+4. Initialise (ATOP-style): discrete candidates from the part's bounding box (axes = its 3
+   principal directions x both signs; revolute lines through the centre, face centres and edge
+   midlines; a thin panel only swings about an edge), each scored at low resolution with the
+   best monotone magnitude path over a grid, the best re-scored finer. Candidates whose motion
+   would drive the part through the base are passed over.
 5. Refine: at coarse resolution the magnitudes (and albedo) of the best candidates per type;
    choose the type (prismatic, having no pivot, wins unless revolute's loss is lower by a
    margin); then Adam on (u, p, delta, albedo) at full resolution, with a prior keeping the
@@ -39,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stages._shared import kinematics
 from stages._shared.camera import Camera
+from stages._shared.contact import clear_range
 from stages._shared.io import read_mesh, read_rgb, write_json
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,10 @@ class Config(BaseModel):
     )
     collision_points: int = Field(
         400, ge=10, description="probe points sampled on the part for collision sweeps"
+    )
+    max_penetration_m: float = Field(
+        0.0005, gt=0, description="deepest part/base interpenetration allowed within the limits, metres "
+        "(half of validation's tolerance, so sampling differences do not flip the verdict)",
     )
     collision_tolerance: float = Field(
         0.005, ge=0, description="penetration ignored by the sweep, fraction of the object's diagonal"
@@ -435,11 +441,20 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
     # 2. score the discrete candidates (ATOP-style) with a per-frame magnitude grid
     sub = np.unique(np.linspace(1, T - 1, min(cfg.search_frames, T - 1)).round().astype(int))
     candidates = _candidates(box, cfg)
-    for c in candidates:  # 60 candidates, coarse grid, small images
+    for c in candidates:  # up to 60 candidates, coarse grid, small images
         c.update(_score_candidate(cfg, scenes["search"], model, c, sub, albedo0, diag, cfg.search_steps))
         c["albedo_logit"] = torch.logit(albedo0).numpy()
-    for c in _with_siblings(sorted(candidates, key=lambda c: c["score"])[: cfg.rescore_keep], candidates, box):
-        c["first_score"] = c["score"]  # the best (and their siblings): finer grid, larger images
+    # the best and their siblings, then further down the ranking until half of the re-scored
+    # can make their motion without entering the base: finer grid, larger images
+    probes = kinematics.probe_points(part, cfg.collision_points, cfg.collision_tolerance * diag, cfg.seed)
+    ranking = sorted(candidates, key=lambda c: c["score"])
+    rescored = _with_siblings(ranking[: cfg.rescore_keep], candidates, box)
+    need = cfg.rescore_keep // 2 - len(_plausible(base, probes, rescored, len(rescored), fill=False))
+    if need > 0:
+        rest = [c for c in ranking if not any(c is d for d in rescored)]
+        rescored += _plausible(base, probes, rest, need, fill=False)
+    for c in rescored:
+        c["first_score"] = c["score"]
         c.update(_score_candidate(cfg, scenes["rescore"], model, c, sub, albedo0, diag, cfg.rescore_steps))
     candidates.sort(key=lambda c: (c.get("first_score") is None, c["score"]))  # re-scored first
     timings["search"] = clock.lap()
@@ -447,7 +462,6 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
     # 3. refine the best candidates of each type at coarse resolution on a subset of frames
     coarse_sub = np.unique(np.linspace(1, T - 1, min(cfg.coarse_frames, T - 1)).round().astype(int))
     fits = {}
-    probes = kinematics.probe_points(part, cfg.collision_points, cfg.collision_tolerance * diag, cfg.seed)
     for jt in JOINT_TYPES:
         keep = cfg.keep_revolute if jt == "revolute" else cfg.keep_prismatic
         ranked = _plausible(base, probes, [c for c in candidates if c["joint_type"] == jt], keep)  # in rank order
@@ -483,12 +497,13 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
     origin = _origin_on_axis(chosen, axis, np.asarray(fit["origin"]), box.centre)
     mags = np.asarray(fit["magnitudes"])
     cap = cfg.revolute_cap if chosen == "revolute" else cfg.prismatic_cap * _extent_along(part.vertices, axis)
-    free_hi = kinematics.free_range(base, probes, chosen, axis, origin, cap)
+    free_hi = clear_range(base, part, chosen, axis, origin, cap, cfg.max_penetration_m, seed=cfg.seed)
     free_lo = 0.0  # the closing direction is not extended: at rest a part sits against its stop
     obs_lo, obs_hi = float(mags.min()), float(mags.max())
     if obs_hi > free_hi + 1e-6:
         log.warning(
-            "joint_fit: the clip opens the part to %.3f but it enters the base beyond %.3f; keeping the observed range",
+            "joint_fit: the clip opens the part to %.3f but the fitted part enters the base beyond %.3f; "
+            "the upper limit stops there",
             obs_hi,
             free_hi,
         )
@@ -500,7 +515,7 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
         "axis_base": tuple(float(v) for v in axis),
         "origin_base": tuple(float(v) for v in origin),
         "lower": min(obs_lo, free_lo),
-        "upper": max(obs_hi, free_hi),
+        "upper": free_hi,
         "observed_lower": obs_lo,
         "observed_upper": obs_hi,
         "free_lower": free_lo,
@@ -819,13 +834,18 @@ def _frame_losses(cfg: Config, scene: _Scene, index, alpha, rgb, frame_idx):
 
 
 def _candidates(box, cfg: Config) -> list[dict]:
-    """Discrete joint hypotheses from the part's box (ATOP): 54 revolute lines, 6 slide directions.
+    """Discrete joint hypotheses from the part's box (ATOP): up to 54 revolute lines, 6 slides.
 
     Revolute: for each box axis and sign, the lines parallel to it through the centre, the 4
-    centres of the faces along it and its 4 edges (a 3 x 3 grid across the box). Prismatic: each
-    box axis and sign. ``scale`` is the magnitude range scored: ``revolute_cap`` radians, or the
-    part's depth along the slide (at least half its diagonal) in metres.
+    centres of the faces along it and its 4 edges (a 3 x 3 grid across the box). A panel (its
+    thinnest extent under ``PANEL_RATIO`` of the next) keeps only the lines along its long
+    sides' edges (at its front, middle or back): a door, lid or flap swings about an edge, not
+    about its middle or in its own plane. Prismatic: each box axis and sign. ``scale`` is the
+    magnitude range scored: ``revolute_cap`` radians, or the part's depth along the slide (at
+    least half its diagonal) in metres.
     """
+    order = np.argsort(box.extents)
+    thin = int(order[0]) if box.extents[order[0]] < PANEL_RATIO * box.extents[order[1]] else None
     out = []
     for i in range(3):
         j, k = [a for a in range(3) if a != i]
@@ -833,6 +853,8 @@ def _candidates(box, cfg: Config) -> list[dict]:
             axis = sign * box.axes[i]
             for a in (-1, 0, 1):
                 for b in (-1, 0, 1):
+                    if thin is not None and (i == thin or (a if k == thin else b) == 0):
+                        continue  # a panel's middle line, or a spin in its own plane
                     origin = box.centre + 0.5 * (a * box.extents[j] * box.axes[j] + b * box.extents[k] * box.axes[k])
                     out.append({"joint_type": "revolute", "axis": axis, "origin": origin, "scale": cfg.revolute_cap})
                     out[-1]["prior_axis"] = axis
@@ -840,6 +862,10 @@ def _candidates(box, cfg: Config) -> list[dict]:
             out.append({"joint_type": "prismatic", "axis": axis, "origin": box.centre.copy(), "scale": reach})
             out[-1]["prior_axis"] = axis
     return out
+
+
+#: A part whose thinnest extent is below this share of the next is a panel (door, lid, flap).
+PANEL_RATIO = 0.3
 
 
 def _with_siblings(best: list[dict], candidates: list[dict], box) -> list[dict]:
@@ -914,13 +940,14 @@ def _argmin_prefix(values: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(is_new, np.arange(len(values)), 0))
 
 
-def _plausible(base, probes: np.ndarray, ranked: list[dict], keep: int) -> list[dict]:
+def _plausible(base, probes: np.ndarray, ranked: list[dict], keep: int, fill: bool = True) -> list[dict]:
     """The first ``keep`` candidates of ``ranked`` whose part can make its observed motion
     without entering the base (checked in rank order; each checked candidate gets ``free``).
 
     A candidate whose best grid magnitudes would drive the part through the base explains the
     pictures with an impossible motion (e.g. a door spun in its own plane through the frame).
-    If fewer than ``keep`` are plausible, the best-scored implausible ones fill up the list.
+    If fewer than ``keep`` are plausible and ``fill`` is set, the best-scored implausible ones
+    fill up the list.
     """
     out = []
     for c in ranked:  # stops as soon as `keep` plausible candidates are found
@@ -931,7 +958,9 @@ def _plausible(base, probes: np.ndarray, ranked: list[dict], keep: int) -> list[
             out.append(c)
         if len(out) == keep:
             return out
-    implausible = [c for c in ranked if c not in out]
+    if not fill:
+        return out
+    implausible = [c for c in ranked if not any(c is d for d in out)]
     return out + implausible[: keep - len(out)]
 
 

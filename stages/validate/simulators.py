@@ -60,7 +60,7 @@ class Config(BaseModel):
     collision_penetration_fraction: float = Field(
         0.005, ge=0, description="Allowed collision-piece penetration as a fraction of the bbox diagonal (if larger)."
     )
-    surface_points: int = Field(400, ge=10, description="Surface samples per link for the exact-geometry check.")
+    surface_points: int = Field(1000, ge=10, description="Surface samples (plus vertices) per link for the exact-geometry check.")
     sim_steps: int = Field(240, ge=1, description="Simulation steps run in each simulator from rest.")
     seed: int = Field(0, description="Seed of the surface sampling.")
 
@@ -556,13 +556,10 @@ def _link_solids(urdf, urdf_dir: Path, rep: _Report) -> dict | None:
 
 def _exact(cfg: Config, urdf, solids: dict, rep: _Report) -> None:
     """Deepest interpenetration of the exact solids over every joint sweep, metres."""
-    import trimesh
+    from stages._shared.contact import contact_points, interpenetration
 
     rng = np.random.default_rng(cfg.seed)
-    samples = {}
-    for name, solid in solids.items():
-        points, _ = trimesh.sample.sample_surface(solid, cfg.surface_points, seed=int(rng.integers(1 << 31)))
-        samples[name] = points
+    points = {n: contact_points(s, cfg.surface_points, seed=int(rng.integers(1 << 31))) for n, s in solids.items()}
     for jr in rep.joints.values():
         moving = [n for n in _subtree(urdf, jr.child) if n in solids]
         static = [n for n in solids if n not in moving]
@@ -574,9 +571,7 @@ def _exact(cfg: Config, urdf, solids: dict, rep: _Report) -> None:
             for a in moving:
                 for b in static:
                     T_b_a = np.linalg.inv(pose[b]) @ pose[a]
-                    depth_ab = _depth(solids[b], trimesh.transform_points(samples[a], T_b_a))
-                    depth_ba = _depth(solids[a], trimesh.transform_points(samples[b], np.linalg.inv(T_b_a)))
-                    depth = max(depth_ab, depth_ba)
+                    depth = interpenetration(solids[a], points[a], solids[b], points[b], T_b_a)
                     if depth > jr.exact_m:
                         jr.exact_m, jr.exact_q, jr.exact_other = depth, q, b
         urdf.update_cfg({j.name: 0.0 for j in _movable(urdf)})
@@ -585,18 +580,6 @@ def _exact(cfg: Config, urdf, solids: dict, rep: _Report) -> None:
                 f"joint '{jr.name}': '{jr.child}' passes {jr.exact_m:.4f} m into '{jr.exact_other}' at "
                 f"q = {jr.exact_q:.3f} (exact geometry, tolerance {cfg.max_penetration_m:.4f} m)"
             )
-
-
-def _depth(solid, points: np.ndarray) -> float:
-    """Deepest of ``points`` inside ``solid``, metres (0 when all are outside)."""
-    import trimesh
-
-    lo, hi = solid.bounds
-    near = np.all((points >= lo - 1e-9) & (points <= hi + 1e-9), axis=1)  # cheap reject outside the bbox
-    if not near.any():
-        return 0.0
-    depth = trimesh.proximity.signed_distance(solid, points[near])  # positive inside
-    return float(max(depth.max(), 0.0))
 
 
 def _fmt(values) -> str:

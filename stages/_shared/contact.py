@@ -1,0 +1,119 @@
+"""Interpenetration of watertight solids, measured one way everywhere.
+
+Joint limits (how far a part may move) and validation (did it pass through the base) must agree,
+so both use these functions: the deepest point of either solid inside the other, found from
+surface samples plus the solids' vertices (corners and edges of box-like parts are where
+contact starts, and random samples alone miss them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def contact_points(mesh, n: int, seed: int = 0) -> np.ndarray:
+    """(m, 3) float points on ``mesh``'s surface: ``n`` area-uniform samples plus its vertices.
+
+    Vertices are thinned to at most ``n`` (every k-th) so dense meshes stay cheap.
+    """
+    import trimesh
+
+    samples, _ = trimesh.sample.sample_surface(mesh, int(n), seed=seed)
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    step = max(1, int(np.ceil(len(vertices) / max(int(n), 1))))
+    return np.concatenate([samples, vertices[::step]])
+
+
+def depth_inside(solid, points: np.ndarray) -> float:
+    """Deepest of ``points`` (n, 3) inside the watertight ``solid``, metres; 0 when none is inside."""
+    import trimesh
+
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    lo, hi = solid.bounds
+    near = np.all((points >= lo - 1e-9) & (points <= hi + 1e-9), axis=1)  # cheap reject outside the bbox
+    if not near.any():
+        return 0.0
+    depth = trimesh.proximity.signed_distance(solid, points[near])  # positive inside
+    return float(max(depth.max(), 0.0))
+
+
+def interpenetration(a, a_points: np.ndarray, b, b_points: np.ndarray, T_b_a: np.ndarray) -> float:
+    """Deepest interpenetration of solids ``a`` and ``b``, metres.
+
+    Parameters
+    ----------
+    a, b : trimesh.Trimesh
+      Watertight solids, each in its own frame.
+    a_points, b_points : (n, 3) float
+      Contact points of each (see :func:`contact_points`), in its own frame.
+    T_b_a : (4, 4) float
+      Pose of ``a``'s frame in ``b``'s frame.
+    """
+    T_b_a = np.asarray(T_b_a, dtype=np.float64)
+    a_in_b = a_points @ T_b_a[:3, :3].T + T_b_a[:3, 3]
+    T_a_b = np.linalg.inv(T_b_a)
+    b_in_a = b_points @ T_a_b[:3, :3].T + T_a_b[:3, 3]
+    return max(depth_inside(b, a_in_b), depth_inside(a, b_in_a))
+
+
+def clear_range(
+    static,
+    part,
+    joint_type: str,
+    axis: np.ndarray,
+    origin: np.ndarray,
+    limit: float,
+    max_penetration_m: float,
+    n_points: int = 1000,
+    steps: int = 16,
+    refine: int = 8,
+    seed: int = 0,
+) -> float:
+    """How far a part moves from rest before it passes into ``static`` deeper than allowed.
+
+    This is the measure validation applies, so limits set from it pass validation.
+
+    Parameters
+    ----------
+    static, part : trimesh.Trimesh
+      Watertight solids at rest, base frame, metres (``static``: the base and every part that
+      stays put).
+    joint_type, axis, origin
+      The joint in the base frame (see ``stages._shared.kinematics.joint_matrix``).
+    limit : float
+      Largest magnitude considered, rad or m; negative explores the closing direction.
+    max_penetration_m : float
+      Deepest interpenetration accepted, metres.
+    steps, refine : int
+      Grid steps from 0 to ``limit``, then bisection iterations on the first step that collides.
+
+    Returns
+    -------
+    float
+      The clear magnitude, between 0 and ``limit`` (same sign).
+    """
+    from stages._shared.kinematics import joint_matrix
+
+    if limit == 0:
+        return 0.0
+    part_points = contact_points(part, n_points, seed=seed)
+    static_points = contact_points(static, n_points, seed=seed + 1)
+
+    def collides(magnitude: float) -> bool:
+        T = joint_matrix(joint_type, axis, origin, magnitude)  # part's pose in the base frame
+        return interpenetration(part, part_points, static, static_points, T) > max_penetration_m
+
+    lo = 0.0
+    for hi in np.linspace(0.0, limit, steps + 1)[1:]:
+        if collides(float(hi)):
+            break
+        lo = float(hi)
+    else:
+        return float(limit)
+    for _ in range(refine):  # bisection between the last clear and the first colliding step
+        mid = 0.5 * (lo + hi)
+        if collides(mid):
+            hi = mid
+        else:
+            lo = mid
+    return lo
