@@ -144,6 +144,9 @@ class Config(BaseModel):
     seen_tolerance: float = Field(
         0.005, gt=0, description="depth slack for a surface point to count as seen in frame 0, fraction of diagonal"
     )
+    pivot_reach: float = Field(
+        0.03, ge=0, description="how far a hinge may move to let the seen motion clear the base, fraction of the diagonal"
+    )
     max_render_faces: int = Field(
         300, ge=4, description="parts with more faces are drawn as their convex hull"
     )
@@ -492,10 +495,16 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
     }
     report["static_loss"] = static_loss
 
-    # 5. limits: observed range, free range swept against the base
+    # 5. a hinge must let the part make the motion it was seen making: when the fitted line
+    #    drives the part into the base, move it to the nearest line (a few mm off) that does not
     axis = np.asarray(fit["axis"], dtype=np.float64)
     origin = _origin_on_axis(chosen, axis, np.asarray(fit["origin"]), box.centre)
     mags = np.asarray(fit["magnitudes"])
+    if chosen == "revolute":  # probes as deep as the limits below tolerate
+        tight = kinematics.probe_points(part, cfg.collision_points, cfg.max_penetration_m, cfg.seed)
+        origin, report["pivot_shift_m"] = _clear_pivot(base, tight, axis, origin, float(mags.max()), cfg.pivot_reach * diag)
+
+    # 6. limits: observed range, free range swept against the base
     cap = cfg.revolute_cap if chosen == "revolute" else cfg.prismatic_cap * _extent_along(part.vertices, axis)
     free_hi = clear_range(base, part, chosen, axis, origin, cap, cfg.max_penetration_m, seed=cfg.seed)
     free_lo = 0.0  # the closing direction is not extended: at rest a part sits against its stop
@@ -1056,6 +1065,38 @@ def _static_loss(cfg: Config, scene: _Scene, model: _Part, frames, diag: float, 
         axis, pivot = torch.tensor([1.0, 0.0, 0.0]), torch.zeros(3)  # any joint: every magnitude is 0
         rendered = _render(cfg, scene, model, "prismatic", axis, pivot, mags, albedo, diag)
         return float(_frame_losses(cfg, scene, *rendered, torch.as_tensor(np.asarray(frames))).mean())
+
+
+def _clear_pivot(base, probes: np.ndarray, axis: np.ndarray, pivot: np.ndarray, reach: float, radius: float):
+    """The pivot nearest ``pivot`` (within ``radius``, across the axis) about which the part
+    turns through most of ``reach`` (``CLEAR_SHARE``) without entering the base, and how far it
+    moved (metres).
+
+    Pivots are tried on a grid in the plane across the axis, nearest first; the fitted pivot
+    stays when it is clear already or when no pivot within ``radius`` is. (Not all of the reach:
+    a lid that closes onto its base ends in contact.)
+    """
+    need = CLEAR_SHARE * reach
+    if reach <= 0 or kinematics.free_range(base, probes, "revolute", axis, pivot, reach, steps=8, refine=0) >= need:
+        return pivot, 0.0
+    e1 = np.cross(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(axis, e1)
+    g = np.linspace(-radius, radius, PIVOT_GRID)
+    offsets = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    offsets = offsets[np.argsort(np.linalg.norm(offsets, axis=1))]
+    for a, b in offsets[np.linalg.norm(offsets, axis=1) <= radius]:  # nearest first, stop at the first clear
+        moved = pivot + a * e1 + b * e2
+        if kinematics.free_range(base, probes, "revolute", axis, moved, reach, steps=8, refine=0) >= need:
+            return moved, float(np.hypot(a, b))
+    log.info("joint_fit: no pivot within %.3f m lets the part turn %.2f rad clear of the base; keeping the fitted one", radius, reach)
+    return pivot, 0.0
+
+
+#: Pivots tried per side of the grid across the axis by ``_clear_pivot``.
+PIVOT_GRID = 9
+#: Share of the seen opening a hinge must let the part make clear of the base.
+CLEAR_SHARE = 0.85
 
 
 def _origin_on_axis(joint_type: str, axis: np.ndarray, pivot: np.ndarray, centre: np.ndarray) -> np.ndarray:

@@ -2,9 +2,11 @@
 
 Soft rasterisation of triangle meshes (after SoftRas): every (frame, face, pixel) fragment near a
 projected triangle gets a soft coverage ``sigmoid(d / sigma)`` from the pixel centre's signed
-distance ``d`` to the triangle (pixels, positive inside), a perspective-correct depth and
-barycentric coordinates. Fragments are enumerated from the triangles' pixel bounding boxes
-(integer work, no gradient); everything computed from the vertex positions is differentiable.
+distance ``d`` to the triangle's silhouette edges (pixels, positive inside), a perspective-correct
+depth and barycentric coordinates. For a closed mesh, faces turned away are culled and edges
+shared by two drawn faces cut hard, so only the silhouette is soft and the surface has no seams.
+Fragments are enumerated row by row from the triangles' edge lines (integer work, no gradient);
+everything computed from the vertex positions is differentiable.
 
 A *layer* is one mesh rendered alone: per pixel a soft silhouette ``alpha = 1 - prod(1 - c)``, a
 soft-min depth and a colour, both weighted by ``c * exp(-z / tau)`` over the pixel's fragments.

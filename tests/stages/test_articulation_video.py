@@ -10,61 +10,30 @@ import pytest
 
 import stages.articulation_video as articulation_video
 from stages._shared.clip import read_clip
-from stages._shared.io import read_json, read_rgb, write_image, write_mesh
-from stages.amodal import AmodalResult
-from stages.foreground import ForegroundResult
+from stages._shared.io import read_json, read_rgb, write_image
 from stages.part_masks import PartMask, PartMasksResult
-from stages.reconstruct import ReconstructResult
 from synth.objects import make_object
-from synth.render import product_camera, render_view
+from tests.stages.package_inputs import amodal_from_synth
+from tests.stages.synth_inputs import gt_hinge_side, synth_case
 
 SIZE = 128
 
 
-def _inputs(tmp_path, category: str, seed: int, proposals: dict):
-    """Stage inputs for a synth object photographed at rest; ``proposals`` maps part name to
-    (joint_type, hinge_side, confidence) as part_masks would give them."""
-    obj = make_object(category, seed)
-    camera = product_camera(obj, seed, SIZE, SIZE)
-    view = render_view(obj, camera)
-    fg = ForegroundResult(
-        image=write_image(tmp_path / "photo.png", view.rgb),
-        mask=write_image(tmp_path / "mask.png", view.mask),
-        rgba=tmp_path / "photo.png",
-        width=SIZE,
-        height=SIZE,
-        bbox=(0, 0, SIZE, SIZE),
-        mask_fraction=float(view.mask.mean()),
-    )
-    recon = ReconstructResult(
-        mesh=write_mesh(tmp_path / "base.glb", obj.base),
-        camera=camera,
-        camera_json=tmp_path / "camera.json",
-        extents_m=tuple(obj.extents),
-        silhouette_iou=1.0,
-    )
-    parts = [p for p in obj.parts if p.name in proposals]
-    masks = PartMasksResult(
-        parts=tuple(
-            PartMask(p.name, write_image(tmp_path / f"{p.name}.png", view.part_masks[p.name]), *proposals[p.name][:2], None, proposals[p.name][2])
-            for p in parts
-        )
-    )
-    amodal = AmodalResult(
-        base_mesh=tmp_path / "base.glb",
-        part_meshes=tuple(write_mesh(tmp_path / f"{p.name}.glb", p.mesh) for p in parts),
-        base_image=tmp_path / "photo.png",
-        part_images=tuple(tmp_path / "photo.png" for _ in parts),
-    )
-    return obj, fg, recon, masks, amodal
+def _inputs(tmp_path, category: str, seed: int, proposals: dict | None = None):
+    """Stage inputs for a synth object photographed at rest, every part in its amodal result.
 
-
-def _photo_side(camera, door) -> str:
-    """The side of the door, as seen in the photo, its true hinge is on."""
-    uv_hinge = camera.project(door.origin[None])[0][0]
-    uv_centre = camera.project(door.mesh.bounds.mean(axis=0)[None])[0][0]
-    dx = uv_hinge[0] - uv_centre[0]
-    return "left" if dx < 0 else "right"
+    part_masks' proposal per part is the ground truth (joint type, hinge side) with confidence
+    0.8, unless ``proposals`` maps the part's name to another (joint_type, hinge_side, confidence).
+    """
+    case = synth_case(category, seed, tmp_path / "case", size=SIZE)
+    amodal = amodal_from_synth(case.obj, case.view, tmp_path / "amodal")
+    parts = []
+    for p in case.obj.parts:
+        truth = (p.joint_type, gt_hinge_side(case.obj, p.name), 0.8)
+        joint_type, side, confidence = (proposals or {}).get(p.name, truth)
+        mask = write_image(tmp_path / "masks" / f"{p.name}.png", case.view.part_masks[p.name])
+        parts.append(PartMask(p.name, mask, joint_type, side, None, confidence))
+    return case.obj, case.fg, case.recon, PartMasksResult(parts=tuple(parts)), amodal
 
 
 # ----------------------------------------------------------------------------------------------
@@ -72,14 +41,13 @@ def _photo_side(camera, door) -> str:
 
 
 def test_prior_hinges_the_door_on_the_proposed_side_and_writes_the_clip(tmp_path):
-    obj = make_object("cabinet", 0)
-    door = obj.parts[0]
-    side = _photo_side(product_camera(obj, 0, SIZE, SIZE), door)
-    obj, fg, recon, masks, amodal = _inputs(tmp_path, "cabinet", 0, {door.name: ("revolute", side, 0.8)})
+    obj, fg, recon, masks, amodal = _inputs(tmp_path, "cabinet", 0)
+    door, side = obj.parts[0], masks.parts[0].hinge_side
     cfg = articulation_video.Config(n_frames=6)
-    result = articulation_video.run(cfg, fg, recon, masks, amodal, (None,), tmp_path / "out")
+    result = articulation_video.run(cfg, fg, recon, masks, amodal, (None, None), tmp_path / "out")
 
-    (clip,) = result.clips
+    assert [c.part for c in result.clips] == [p.name for p in obj.parts]
+    clip = result.clips[0]
     assert clip.source == "prior" and clip.part == door.name and len(clip.frames) == 6
     frames = [read_rgb(f) for f in clip.frames]
     assert all(f.shape == (SIZE, SIZE, 3) for f in frames)
@@ -102,18 +70,30 @@ def test_prior_hinges_the_door_on_the_proposed_side_and_writes_the_clip(tmp_path
 
 def test_prior_follows_a_flipped_proposal(tmp_path):
     obj = make_object("cabinet", 0)
-    side = _photo_side(product_camera(obj, 0, SIZE, SIZE), obj.parts[0])
-    other = {"left": "right", "right": "left"}[side]
-    _, fg, recon, masks, amodal = _inputs(tmp_path, "cabinet", 0, {obj.parts[0].name: ("revolute", other, 0.8)})
-    articulation_video.run(articulation_video.Config(n_frames=2), fg, recon, masks, amodal, (None,), tmp_path / "out")
-    report = read_json(tmp_path / "out/hypotheses.json")["parts"][obj.parts[0].name]
+    other = {"left": "right", "right": "left"}[gt_hinge_side(obj, "door_0")]
+    _, fg, recon, masks, amodal = _inputs(tmp_path, "cabinet", 0, {"door_0": ("revolute", other, 0.8)})
+    cfg = articulation_video.Config(n_frames=2)
+    articulation_video.run(cfg, fg, recon, masks, amodal, (None, None), tmp_path / "out")
+    report = read_json(tmp_path / "out/hypotheses.json")["parts"]["door_0"]
     assert report["hypotheses"][report["chosen"]]["side"] == other
+
+
+def test_prior_hinges_a_lid_at_its_back_edge_when_told_top(tmp_path):
+    obj, fg, recon, masks, amodal = _inputs(tmp_path, "box_lid", 0)
+    assert masks.parts[0].hinge_side == "top"  # part_masks' name for a lid's back edge
+    articulation_video.run(articulation_video.Config(n_frames=2), fg, recon, masks, amodal, (None,), tmp_path / "out")
+    report = read_json(tmp_path / "out/hypotheses.json")["parts"]["lid_0"]
+    best, lid = report["hypotheses"][report["chosen"]], obj.part("lid_0")
+    assert np.dot(best["axis"], lid.axis) > np.cos(np.radians(1))  # same line, opening upwards
+    d = np.asarray(best["origin"]) - lid.origin
+    thickness = np.ptp(lid.mesh.vertices[:, 2])
+    assert np.linalg.norm(d - np.dot(d, lid.axis) * lid.axis) <= thickness + 1e-6  # on the back edge
 
 
 def test_prior_slides_a_drawer_out_along_its_front_normal(tmp_path):
     obj, fg, recon, masks, amodal = _inputs(tmp_path, "drawer_unit", 0, {"drawer_0": ("prismatic", None, 0.6)})
     cfg = articulation_video.Config(n_frames=3)
-    articulation_video.run(cfg, fg, recon, masks, amodal, (None,), tmp_path / "out")
+    articulation_video.run(cfg, fg, recon, masks, amodal, (None,) * len(obj.parts), tmp_path / "out")
     report = read_json(tmp_path / "out/hypotheses.json")["parts"]["drawer_0"]
     best = report["hypotheses"][report["chosen"]]
     truth = obj.part("drawer_0")
@@ -125,7 +105,7 @@ def test_prior_slides_a_drawer_out_along_its_front_normal(tmp_path):
 
 
 def test_user_clip_replaces_the_prior(tmp_path):
-    obj, fg, recon, masks, amodal = _inputs(tmp_path, "box_lid", 0, {"lid_0": ("revolute", "top", 0.5)})
+    obj, fg, recon, masks, amodal = _inputs(tmp_path, "box_lid", 0)
     clip_dir = tmp_path / "clip"
     for t in range(4):
         write_image(clip_dir / f"f{t}.png", np.full((2 * SIZE, 2 * SIZE, 3), 40 * t, np.uint8))
@@ -136,7 +116,7 @@ def test_user_clip_replaces_the_prior(tmp_path):
 
 
 def test_rejects_a_motion_per_part_mismatch(tmp_path):
-    _, fg, recon, masks, amodal = _inputs(tmp_path, "box_lid", 0, {"lid_0": ("revolute", "top", 0.5)})
+    _, fg, recon, masks, amodal = _inputs(tmp_path, "box_lid", 0)
     with pytest.raises(ValueError, match="motion"):
         articulation_video.run(articulation_video.Config(), fg, recon, masks, amodal, (None, None), tmp_path / "out")
 
