@@ -89,7 +89,7 @@ def _resolve_config(args):
 
 def _check_convert_inputs(args) -> dict:
     """Check everything a run needs before anything is written."""
-    from flows.image_to_urdf import package_name
+    from flows.image_to_urdf import check_motion_clips, package_name
     from stages._shared.photo import PhotoError, check_photo
 
     try:
@@ -100,11 +100,10 @@ def _check_convert_inputs(args) -> dict:
     for clip in args.motion:
         if not clip.exists():
             raise InputError(f"{clip}: --motion clip not found; give a video file or a folder of frames")
-    if len(args.motion) > len(clicks):
-        raise InputError(
-            f"{len(args.motion)} --motion clip(s) but {len(clicks)} --click(s): give one --click X,Y on the "
-            "moving part for each --motion clip"
-        )
+    try:
+        check_motion_clips(args.motion, clicks)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     name = args.name or package_name(args.photo)
     if not name.replace("_", "a").isalnum() or not name.isascii():
         raise InputError(f"--name {name!r}: use only letters, digits and '_' (simulators require it)")

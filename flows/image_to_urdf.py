@@ -118,11 +118,7 @@ def image_to_urdf(
     name = name or package_name(photo_path)
     clicks = tuple((int(x), int(y)) for x, y in (clicks or ()))
     motions = tuple(Path(m) for m in (motion or ()))
-    if len(motions) > len(clicks):
-        raise ValueError(
-            f"{len(motions)} --motion clip(s) but {len(clicks)} --click(s): the k-th clip belongs to the "
-            "k-th clicked part, so give one --click per --motion"
-        )
+    check_motion_clips(motions, clicks)
     run = RunRecord.create(
         out_dir / "runs",
         photo_path,
@@ -208,6 +204,15 @@ class StageProgress:
         seconds = time.perf_counter() - self.start
         log.info("[%d/%d] %s done in %.1f s: %s", STAGES.index(stage) + 1, len(STAGES), stage, seconds, summary)
         self.run.note(stage, summary)
+
+
+def check_motion_clips(motions, clicks) -> None:
+    """The k-th clip belongs to the k-th clicked part, so there must be a click for every clip."""
+    if len(motions) > len(clicks):
+        raise ValueError(
+            f"{len(motions)} --motion clip(s) but {len(clicks)} --click(s): the k-th clip belongs to the "
+            "k-th clicked part, so give one --click X,Y on the moving part for each --motion clip"
+        )
 
 
 def package_name(photo: Path) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stages._shared.kinematics import joint_matrix
+
 
 def contact_points(mesh, n: int, seed: int = 0) -> np.ndarray:
     """(m, 3) float points on ``mesh``'s surface: ``n`` area-uniform samples plus its vertices.
@@ -92,8 +94,6 @@ def clear_range(
     float
       The clear magnitude, between 0 and ``limit`` (same sign).
     """
-    from stages._shared.kinematics import joint_matrix
-
     if limit == 0:
         return 0.0
     part_points = contact_points(part, n_points, seed=seed)
