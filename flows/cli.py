@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="print the configuration a preset and --set give, as JSON")
     _add_config_arguments(config)
+
+    browse = sub.add_parser("browse", help="web browser of run records (read-only), on 127.0.0.1 by default")
+    browse.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="folder of run folders, e.g. OUT/runs")
+    browse.add_argument("--port", type=int, default=8765, help="port (default: 8765)")
+    browse.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1, this machine only)")
     return parser
 
 
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
+    if args.command == "browse":
+        return _browse(args)
     try:
         config = _resolve_config(args)
         if args.command == "config":
@@ -164,6 +171,18 @@ def _convert(config, photo: Path, out: Path, name: str, clicks, motion) -> int:
         f"({len(result.joints)} joint(s), validation passed; run record {result.run_dir})",
         file=sys.stderr,
     )
+    return 0
+
+
+def _browse(args) -> int:
+    """Serve the artifact browser for RUNS_DIR (flows/browse.py) until interrupted."""
+    from flows.browse import serve
+
+    if not args.runs_dir.is_dir():
+        print(f"image-to-urdf: error: {args.runs_dir}: RUNS_DIR is not a folder; give OUT/runs of a convert --out OUT",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    serve(args.runs_dir, host=args.host, port=args.port)
     return 0
 
 
