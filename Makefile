@@ -4,10 +4,25 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+# The browser tests drive Debian's chromium; playwright must never download a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo test test-slow clean system-packages
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed browser/node_modules/.installed
+
+# Debian packages, only when missing: chromium (browser end-to-end tests), node + npm (front end).
+system-packages:
+	@if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium nodejs npm; \
+	fi
+
+# three and urdf-loader for the artifact browser, exactly as pinned in browser/package-lock.json.
+browser/node_modules/.installed: browser/package-lock.json | system-packages
+	cd browser && npm ci --no-audit --no-fund
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

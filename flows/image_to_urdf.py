@@ -27,6 +27,7 @@ import stages.segment3d
 import stages.texture
 import stages.urdf_package
 import stages.validate
+from flows.browse import publish_run_link
 from flows.config import PipelineConfig
 from flows.presets import resolve
 from flows.run_record import STAGES, RunRecord
@@ -127,6 +128,7 @@ def image_to_urdf(
         {"name": name, "clicks": [list(c) for c in clicks], "motion": [str(m) for m in motions]},
     )
     progress = StageProgress(run)
+    publish_run_link(run.run_id)  # Prefect link artifact to this run's page in `image-to-urdf browse`
 
     # 1. foreground: cut the object out of the photo
     with progress.stage("foreground") as d:
