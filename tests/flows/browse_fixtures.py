@@ -21,6 +21,12 @@ from flows.run_record import RunRecord
 from stages._shared.io import sha256_file, write_json
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+#: Debian's chromium, driven by Playwright (which never downloads a browser of its own here).
+CHROMIUM = Path("/usr/bin/chromium")
+# WebGL without a GPU: SwiftShader, Chromium's CPU implementation.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--use-angle=swiftshader",
+                 "--enable-unsafe-swiftshader"]
 
 
 def make_small_run(runs_dir: Path, photo: Path, name: str, config: dict | None = None,

@@ -15,16 +15,11 @@ import pytest
 from PIL import Image
 
 from flows.browse import publish_run_link, run_url
-from tests.flows.browse_fixtures import live_server
+from tests.flows.browse_fixtures import CHROMIUM, CHROMIUM_ARGS, live_server
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-# WebGL without a GPU: SwiftShader, Chromium's CPU implementation.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--use-angle=swiftshader",
-                 "--enable-unsafe-swiftshader"]
 BACKGROUND = np.array([0xEE, 0xF0, 0xF3])  # the viewers' clear colour (viewer.js)
 
 
@@ -128,11 +123,18 @@ def test_run_list_sorts_and_filters(page, server, runs_dir, shots):
     assert rows.count() == 2
     assert page.locator("#runs img.thumb").first.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
     page.screenshot(path=shots / "run_list.png", full_page=True)
-    page.locator("th[data-sort='name']").click()
-    page.wait_for_function("document.querySelector(\"th[data-sort='name']\").dataset.active !== ''")
+    from playwright.sync_api import expect
+
+    name = page.locator("th[data-sort='name']")
+    name.click()
+    expect(name).to_have_attribute("data-active", "desc")
+    name.click()
+    expect(name).to_have_attribute("data-active", "asc")
     page.fill("input[name=q]", "no-such-run")
-    page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === 0")
-    assert "0 run(s)" in page.locator("#count").inner_text()
+    expect(rows).to_have_count(0)
+    expect(page.locator("#count")).to_have_text("0 run(s)")
+    page.fill("input[name=q]", "cabinet")
+    expect(rows).to_have_count(2)
 
 
 def test_compare_two_configurations(page, server, runs_dir, shots):

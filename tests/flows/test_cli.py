@@ -79,3 +79,9 @@ def test_config_overrides_are_validated(capsys):
     assert "max_dim" in capsys.readouterr().err
     assert main(["config", "--set", "joint_fit.no_such_setting=3"]) == EXIT_BAD_INPUT
     assert "no_such_setting" in capsys.readouterr().err
+
+
+def test_browse_needs_a_runs_folder(tmp_path, capsys):
+    assert main(["browse", str(tmp_path / "missing")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "missing" in err and "RUNS_DIR is not a folder" in err
