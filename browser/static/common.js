@@ -121,7 +121,9 @@ export function lossPlot(curve) {
   series.forEach(([type, ys], k) => {
     add('polyline', { points: ys.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' '),
       class: `curve ${type === curve.chosen ? 'chosen' : ''}`, stroke: PALETTE[k + 2] });
-    add('text', { x: W - R - 4, y: T + 16 + 14 * (k + 1), 'text-anchor': 'end', fill: PALETTE[k + 2], class: 'tick' },
+    const ly = T + 16 + 14 * (k + 1);
+    add('line', { x1: W - R - 196, x2: W - R - 176, y1: ly - 4, y2: ly - 4, class: `curve ${type === curve.chosen ? 'chosen' : ''}`, stroke: PALETTE[k + 2] });
+    add('text', { x: W - R - 4, y: ly, 'text-anchor': 'end', class: 'tick' },
       `${type}${type === curve.chosen ? ' (chosen)' : ''} final ${ys[ys.length - 1].toPrecision(3)}`);
   });
   return svg;

@@ -25,10 +25,19 @@ BACKGROUND = np.array([0xEE, 0xF0, 0xF3])  # the viewers' clear colour (viewer.j
 
 @pytest.fixture(scope="session")
 def runs_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("browse-e2e")
-    for max_dim in ("0.8", "1.2"):
-        subprocess.run([sys.executable, "-m", "flows.cli", "convert", str(REPO / "assets" / "cabinet.png"),
-                        "--out", str(out), "--max-dim", max_dim], check=True, cwd=REPO, timeout=600)
+    """The two runs, made once per test session even when xdist workers share the tests."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # pytest-N/: common to this session's workers, new for each session
+    out = shared / "browse-e2e"
+    with FileLock(str(shared / "browse-e2e.lock")):
+        if not (out / "done").exists():
+            for max_dim in ("0.8", "1.2"):
+                subprocess.run([sys.executable, "-m", "flows.cli", "convert", str(REPO / "assets" / "cabinet.png"),
+                                "--out", str(out), "--max-dim", max_dim], check=True, cwd=REPO, timeout=600)
+            (out / "done").touch()
     return out / "runs"
 
 
