@@ -241,6 +241,8 @@ def run_details(runs_dir: Path, run_id: str) -> dict:
             "error": (entry or {}).get("error"), "outputs": outputs[stage],
         })
     masks = [p for p in outputs["part_masks"] if "/masks/" in p and p.endswith(".png")]
+    order = _part_order(runs_dir, run_id, outputs["part_masks"])  # part k <-> part_k.glb, clip k
+    masks.sort(key=lambda p: (order.index(Path(p).stem) if Path(p).stem in order else len(order), p))
     clips = []
     for preview in (p for p in outputs["articulation_video"] if p.endswith((".gif", ".mp4"))):
         part = Path(preview).stem
@@ -266,6 +268,14 @@ def run_details(runs_dir: Path, run_id: str) -> dict:
         "package_json": _read_json(runs_dir, run_id, package_json) if package_json else None,
         "validation": _read_json(runs_dir, run_id, validation) if validation else None,
     }
+
+
+def _part_order(runs_dir: Path, run_id: str, part_masks_outputs: list[str]) -> list[str]:
+    """Part names in part_masks' order (its parts.json), which later stages index parts by."""
+    parts_json = next((p for p in part_masks_outputs if p.endswith("parts.json")), None)
+    if parts_json is None:
+        return []
+    return [part.get("name") for part in _read_json(runs_dir, run_id, parts_json).get("parts", [])]
 
 
 def _loss_curves(runs_dir: Path, run_id: str, joint_fit_outputs: list[str]) -> list[dict]:

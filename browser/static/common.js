@@ -3,6 +3,16 @@
 export const PALETTE = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#bfef45',
   '#469990', '#9a6324', '#800000', '#000075'];
 
+/** Colour of a part everywhere on a page: the k-th part (part_masks order) gets PALETTE[k]; the
+ * base and anything unnamed are grey. `name` is a part name (door_0), a link name or a mesh file
+ * name such as part_1.glb. */
+export function partColour(name, partNames) {
+  const k = partNames.indexOf(name);
+  if (k >= 0) return PALETTE[k % PALETTE.length];
+  const m = /^part_(\d+)\b/.exec(name);
+  return m ? PALETTE[Number(m[1]) % PALETTE.length] : '#9ca3af';
+}
+
 /** document.createElement with attributes (on* are listeners) and children (strings or nodes). */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -51,7 +61,8 @@ export function maskOverlay(run) {
   const id = run.summary.run_id;
   const stack = el('div', { class: 'overlay' }, el('img', { src: fileUrl(id, run.photo), alt: 'input photo' }));
   const legend = el('div', { class: 'legend' });
-  const layers = run.masks.map((m, i) => ({ name: m.part, path: m.path, colour: PALETTE[i % PALETTE.length], on: true }));
+  const parts = run.masks.map((m) => m.part);
+  const layers = run.masks.map((m) => ({ name: m.part, path: m.path, colour: partColour(m.part, parts), on: true }));
   if (run.foreground_mask) layers.push({ name: 'foreground', path: run.foreground_mask, colour: '#888888', on: false });
   for (const layer of layers) {
     const url = fileUrl(id, layer.path);

@@ -46,7 +46,7 @@ function differences([a, b]) {
 function column(run) {
   const s = run.summary;
   const host = el('div', { class: 'urdf-host' });
-  if (run.urdf) urdfViewer(host, fileUrl(s.run_id, run.urdf)).catch(() => {});
+  if (run.urdf) urdfViewer(host, fileUrl(s.run_id, run.urdf), run.masks.map((m) => m.part)).catch(() => {});
   else host.append(el('p', { class: 'muted' }, 'no URDF built'));
   return el('div', { class: 'column' },
     el('h2', {}, el('a', { href: runUrl(s.run_id) }, s.name), ' ', badge(s.status), ' ', badge(s.validation)),

@@ -48,7 +48,8 @@ function meshes(run) {
   const show = (stage) => {
     host.replaceChildren();
     const paths = run.meshes[stage];
-    glbViewer(host, paths.map((p) => fileUrl(run.summary.run_id, p)), paths.map((p) => p.split('/').pop()));
+    glbViewer(host, paths.map((p) => fileUrl(run.summary.run_id, p)), paths.map((p) => p.split('/').pop()),
+      run.masks.map((m) => m.part));
   };
   const pick = el('select', { onchange: (e) => show(e.target.value) },
     stages.map((s) => el('option', { value: s, selected: s === 'amodal' }, `${s}: ${MESH_STAGE_TITLES[s] || s}`)));
@@ -59,7 +60,7 @@ function meshes(run) {
 function urdf(run) {
   if (!run.urdf) return el('p', { class: 'muted' }, 'no URDF built');
   const host = el('div', { class: 'urdf-host' });
-  urdfViewer(host, fileUrl(run.summary.run_id, run.urdf)).catch(() => {});
+  urdfViewer(host, fileUrl(run.summary.run_id, run.urdf), run.masks.map((m) => m.part)).catch(() => {});
   return el('div', {}, el('p', {}, el('a', { href: fileUrl(run.summary.run_id, run.urdf) }, run.urdf)), host);
 }
 

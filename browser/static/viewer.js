@@ -7,7 +7,7 @@ import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 import { OBJLoader } from 'three/addons/loaders/OBJLoader.js';
 import { MTLLoader } from 'three/addons/loaders/MTLLoader.js';
 import URDFLoader from 'urdf-loader';
-import { el, PALETTE } from '/static/common.js';
+import { el, partColour } from '/static/common.js';
 
 /** A canvas with orbit controls that renders on demand. `host` gets the canvas. */
 export function createViewer(host, { height = 360 } = {}) {
@@ -69,7 +69,7 @@ function paintable(root, viewer) {
   for (const mesh of meshes) {
     mesh.userData.ownMaterial = mesh.material;
     mesh.userData.partMaterial = new THREE.MeshStandardMaterial({
-      color: mesh.userData.partColour || PALETTE[0], side: THREE.DoubleSide, flatShading: true });
+      color: mesh.userData.partColour || '#9ca3af', side: THREE.DoubleSide, flatShading: true });
   }
   return {
     setColours(byPart) {
@@ -93,8 +93,9 @@ function toggles(paint, { colours = true } = {}) {
     el('label', {}, wire, ' wireframe'), el('label', {}, col, ' colour by part'));
 }
 
-/** A viewer showing the GLB files `urls` together, one colour per file (part). */
-export function glbViewer(host, urls, names = urls) {
+/** A viewer showing the GLB files `urls` together, one colour per file: part_<k>.glb gets the
+ * k-th part's colour (as its mask), other files grey. `names` label the files. */
+export function glbViewer(host, urls, names, partNames = []) {
   const box = el('div', { class: 'viewer' });
   host.append(box);
   const viewer = createViewer(box);
@@ -103,10 +104,11 @@ export function glbViewer(host, urls, names = urls) {
   const legend = el('div', { class: 'legend' });
   const loader = new GLTFLoader();
   const loaded = urls.map((url, i) => loader.loadAsync(url).then((gltf) => {
-    gltf.scene.traverse((o) => { if (o.isMesh) o.userData.partColour = PALETTE[i % PALETTE.length]; });
+    gltf.scene.traverse((o) => { if (o.isMesh) o.userData.partColour = partColour(names[i], partNames); });
     group.add(gltf.scene);
   }));
-  legend.append(...names.map((name, i) => el('span', { class: 'swatch', style: `--c:${PALETTE[i % PALETTE.length]}` }, name)));
+  legend.append(...names.map((name) => el('span', { class: 'swatch', style: `--c:${partColour(name, partNames)}` },
+    name.replace(/^part_(\d+)\.glb$/, (m, k) => (partNames[k] ? `${m} (${partNames[k]})` : m)))));
   return Promise.all(loaded).then(() => {
     const paint = paintable(group, viewer);
     paint.setColours(true);
@@ -131,8 +133,9 @@ function loadMesh(path, manager, material, done) {
   }, undefined, fail));
 }
 
-/** The URDF at `url` with one slider per movable joint; resolves once every mesh is loaded. */
-export function urdfViewer(host, url) {
+/** The URDF at `url` with one slider per movable joint; resolves once every mesh is loaded.
+ * With "colour by part", a link named like a part gets that part's colour (as its mask). */
+export function urdfViewer(host, url, partNames = []) {
   const box = el('div', { class: 'viewer urdf' });
   host.append(box);
   const viewer = createViewer(box, { height: 400 });
@@ -143,7 +146,7 @@ export function urdfViewer(host, url) {
     let robot = null;
     manager.onLoad = () => {
       if (!robot) return;
-      robot.traverse((o) => { if (o.isMesh) o.userData.partColour = PALETTE[partIndex(robot, o)]; });
+      robot.traverse((o) => { if (o.isMesh) o.userData.partColour = partColour(linkName(o), partNames); });
       const paint = paintable(robot, viewer);
       box.append(toggles(paint, { colours: false }), jointSliders(robot, viewer));
       viewer.frame(robot);
@@ -158,11 +161,10 @@ export function urdfViewer(host, url) {
   });
 }
 
-function partIndex(robot, mesh) {
-  const links = Object.keys(robot.links);
+function linkName(mesh) {
   let o = mesh;
   while (o && !o.isURDFLink) o = o.parent;
-  return Math.max(links.indexOf(o ? o.urdfName : ''), 0) % PALETTE.length;
+  return o ? o.urdfName : '';
 }
 
 function jointSliders(robot, viewer) {

@@ -31,7 +31,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 def make_small_run(runs_dir: Path, photo: Path, name: str, config: dict | None = None,
                    fail_at: str | None = None, valid: bool = True, created: str | None = None) -> RunRecord:
-    """A run with one part ('lid') through all ten stages, or failing at stage ``fail_at``.
+    """A run with parts 'lid' and 'a_knob' (only the lid moves) through all ten stages, or
+    failing at stage ``fail_at``.
 
     Files are tiny but real: a 48x64 photo, a mask, GLB boxes, a 3-frame clip + GIF, a fit.json
     with loss curves, the hand-written hinged_box package (tests/data) and a validation report.
@@ -59,7 +60,7 @@ def make_small_run(runs_dir: Path, photo: Path, name: str, config: dict | None =
     steps = [
         ("foreground", lambda d: (Image.fromarray(rgb).save(d / "image.png"), Image.fromarray(mask).save(d / "mask.png"))),
         ("reconstruct", lambda d: box.export(d / "mesh.glb")),
-        ("part_masks", lambda d: ((d / "masks").mkdir(), Image.fromarray(mask).save(d / "masks" / "lid.png"))),
+        ("part_masks", lambda d: _masks(d, mask)),
         ("segment3d", lambda d: (box.export(d / "base.glb"), lid.export(d / "part_0.glb"))),
         ("amodal", lambda d: (box.export(d / "base.glb"), lid.export(d / "part_0.glb"))),
         ("articulation_video", lambda d: _clip(d, rgb)),
@@ -84,6 +85,14 @@ FIT = {"parts": [{
     "fits": {"revolute": {"curve": [0.04, 0.03, 0.02, 0.015]}, "prismatic": {"curve": [0.045, 0.044, 0.043]}},
     "estimate": {"joint_type": "revolute"},
 }]}
+
+
+def _masks(d: Path, mask: np.ndarray) -> None:
+    """Two parts, listed in parts.json in non-alphabetical order (later stages index by it)."""
+    (d / "masks").mkdir()
+    Image.fromarray(mask).save(d / "masks" / "lid.png")
+    Image.fromarray(mask[::-1]).save(d / "masks" / "a_knob.png")
+    write_json(d / "parts.json", {"parts": [{"name": "lid"}, {"name": "a_knob"}]})
 
 
 def _clip(d: Path, rgb: np.ndarray) -> None:

@@ -93,7 +93,8 @@ def test_run_details_come_from_the_manifest(site):
     assert [s["stage"] for s in run["timeline"]][0] == "foreground" and len(run["timeline"]) == 10
     assert all(s["status"] == "done" and s["seconds"] is not None for s in run["timeline"])
     assert run["photo"] == "01-foreground/image.png"
-    assert run["masks"] == [{"part": "lid", "path": "03-part_masks/masks/lid.png"}]
+    assert run["masks"] == [{"part": "lid", "path": "03-part_masks/masks/lid.png"},  # parts.json order
+                            {"part": "a_knob", "path": "03-part_masks/masks/a_knob.png"}]
     assert run["meshes"]["amodal"] == ["05-amodal/base.glb", "05-amodal/part_0.glb"]
     assert set(run["meshes"]) == {"reconstruct", "segment3d", "amodal"}
     assert run["clips"] == [{"part": "lid", "preview": "06-articulation_video/previews/lid.gif",
