@@ -96,7 +96,7 @@ def main() -> None:
                     page = browser.new_context(viewport={"width": 1300, "height": 950}).new_page()
                     start = time.perf_counter()
                     page.goto(base + "/")
-                    page.wait_for_selector("body[data-ready='1']")
+                    page.wait_for_selector("#app[data-ready='1']")
                     ready = time.perf_counter() - start
                     page.wait_for_load_state("networkidle")
                     thumbs = time.perf_counter() - start

@@ -340,10 +340,8 @@ def make_app(runs_dir: Path):
             return error(404, f"{rel}: no such file")
         return FileResponse(path, headers={**headers, "Cache-Control": cache_control})
 
-    def page(name: str):
-        async def endpoint(request):
-            return send_file(STATIC_DIR, name)
-        return endpoint
+    async def page(request):  # one shell for every page; its script picks the view from the path
+        return send_file(STATIC_DIR, "app.html")
 
     async def static(request):
         return send_file(STATIC_DIR, request.path_params["path"])
@@ -397,9 +395,9 @@ def make_app(runs_dir: Path):
         return Response(thumbs[key], media_type="image/jpeg", headers={**headers, "Cache-Control": "max-age=60"})
 
     routes = [
-        Route("/", page("index.html"), methods=["GET", "HEAD"]),
-        Route("/run/{run_id}", page("run.html"), methods=["GET", "HEAD"]),
-        Route("/compare", page("compare.html"), methods=["GET", "HEAD"]),
+        Route("/", page, methods=["GET", "HEAD"]),
+        Route("/run/{run_id}", page, methods=["GET", "HEAD"]),
+        Route("/compare", page, methods=["GET", "HEAD"]),
         Route("/api/runs", api_runs, methods=["GET", "HEAD"]),
         Route("/api/runs/{run_id}", api_run, methods=["GET", "HEAD"]),
         Route("/thumb/{run_id}", thumb, methods=["GET", "HEAD"]),

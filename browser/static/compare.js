@@ -4,7 +4,7 @@ import { el, getJSON, fileUrl, fmtTime, badge, runUrl, timeline, maskOverlay, lo
 import { urdfViewer } from '/static/viewer.js';
 
 async function main() {
-  const root = document.getElementById('compare');
+  const root = document.getElementById('app');
   const params = new URLSearchParams(location.search);
   const ids = [params.get('a'), params.get('b')];
   const list = await getJSON('/api/runs?limit=1000');

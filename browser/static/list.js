@@ -1,6 +1,28 @@
 // Run list: /?q=&status=&validation=&photo=&sort=&order=&offset=&limit= (state kept in the URL).
 import { el, getJSON, fmtTime, badge, runUrl } from '/static/common.js';
 
+const app = document.getElementById('app');
+app.innerHTML = `
+  <form id="filters" class="filters">
+    <input name="q" type="search" placeholder="run id or name">
+    <select name="status"><option value="">any status</option><option>done</option><option>failed</option><option>running</option></select>
+    <select name="validation"><option value="">any validation</option><option>passed</option><option>failed</option><option>none</option></select>
+    <input name="photo" type="search" placeholder="photo sha256 prefix" size="14">
+    <select name="limit"><option>25</option><option selected>50</option><option>100</option><option>200</option></select>
+    <button type="button" id="compare" disabled>Compare 2 selected</button>
+    <span id="count" class="muted"></span>
+  </form>
+  <table id="runs" class="runs">
+    <thead><tr>
+      <th></th><th>photo</th>
+      <th data-sort="name">name / run</th><th data-sort="status">status</th><th data-sort="created">created</th>
+      <th data-sort="seconds">time (s)</th><th data-sort="joints">joints</th><th data-sort="validation">validation</th>
+      <th>stages</th>
+    </tr></thead>
+    <tbody></tbody>
+  </table>
+  <nav class="pager"><button id="prev">&larr; newer</button> <span id="page"></span> <button id="next">older &rarr;</button></nav>`;
+
 const form = document.getElementById('filters');
 const body = document.querySelector('#runs tbody');
 const selected = new Set();
@@ -27,7 +49,7 @@ async function load() {
   for (const th of document.querySelectorAll('th[data-sort]')) {
     th.dataset.active = th.dataset.sort === state.sort ? state.order : '';
   }
-  document.body.dataset.ready = '1';
+  app.dataset.ready = '1';
 }
 
 function row(run) {

@@ -6,7 +6,7 @@ const MESH_STAGE_TITLES = { reconstruct: 'reconstructed mesh', segment3d: 'mesh 
 
 async function main() {
   const runId = decodeURIComponent(location.pathname.split('/').pop());
-  const root = document.getElementById('run');
+  const root = document.getElementById('app');
   let run;
   try {
     run = await getJSON(`/api/runs/${encodeURIComponent(runId)}`);

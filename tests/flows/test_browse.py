@@ -120,7 +120,7 @@ def test_pages_files_thumbnails_and_front_end(site):
         assert status == 200 and headers["content-type"].startswith("text/html")
         assert b'type="importmap"' in body and b"http" not in body.split(b"</head>")[0].replace(b'"http-equiv', b"")
         assert "default-src 'self'" in headers["content-security-policy"]
-    for path in ("/static/style.css", "/static/viewer.js", "/static/common.js", "/static/list.js",
+    for path in ("/static/style.css", "/static/app.js", "/static/viewer.js", "/static/common.js", "/static/list.js",
                  "/static/run.js", "/static/compare.js"):
         assert get(site, path)[0] == 200, path
 

@@ -90,7 +90,7 @@ def run_ids(runs_dir):
 def test_run_page_shows_3d_and_joint_slider_moves_part(page, server, runs_dir, shots):
     run_id = run_ids(runs_dir)[0]
     page.goto(f"{server}/run/{run_id}")
-    page.wait_for_selector("#run[data-ready='1']", timeout=60_000)
+    page.wait_for_selector("#app[data-ready='1']", timeout=60_000)
     urdf = page.locator(".viewer.urdf[data-ready='1']")
     urdf.wait_for(timeout=120_000)
     page.screenshot(path=shots / "run_page.png", full_page=True)
@@ -127,7 +127,7 @@ def test_run_page_shows_3d_and_joint_slider_moves_part(page, server, runs_dir, s
 
 def test_run_list_sorts_and_filters(page, server, runs_dir, shots):
     page.goto(server + "/")
-    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_selector("#app[data-ready='1']")
     rows = page.locator("#runs tbody tr")
     assert rows.count() == 2
     assert page.locator("#runs img.thumb").first.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
@@ -149,7 +149,7 @@ def test_run_list_sorts_and_filters(page, server, runs_dir, shots):
 def test_compare_two_configurations(page, server, runs_dir, shots):
     a, b = run_ids(runs_dir)
     page.goto(f"{server}/compare?a={a}&b={b}")
-    page.wait_for_selector("#compare[data-ready='1']")
+    page.wait_for_selector("#app[data-ready='1']")
     viewers = page.locator(".viewer.urdf[data-ready='1']")
     viewers.nth(1).wait_for(timeout=120_000)
     assert all(drawn_fraction(pixels(viewers.nth(k).locator("canvas"))) > 0.05 for k in range(2))
