@@ -114,6 +114,17 @@ def gt_part_masks(case: SynthCase, out_dir: Path):
     return PartMasksResult(parts=tuple(parts))
 
 
+def gt_faces(case: SynthCase, mesh: trimesh.Trimesh, name: str) -> np.ndarray:
+    """(F,) bool: faces of the refined box whose centre lies in part ``name``'s bounding box.
+
+    A door or drawer owns the front-plane faces over its panel (and the thin rims of the box's
+    sides within its thickness); a lid owns the top-plane faces over it.
+    """
+    lo, hi = case.obj.part(name).mesh.bounds
+    c = mesh.triangles_center
+    return np.all((c >= lo - 1e-6) & (c <= hi + 1e-6), axis=1)
+
+
 def interior_click(mask: np.ndarray) -> tuple[int, int]:
     """(x, y) of the mask pixel farthest from its outline."""
     from scipy import ndimage
