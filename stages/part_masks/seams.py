@@ -157,6 +157,13 @@ class Config(BaseModel):
         0.25, gt=0, le=1, description="share of a round door's rim (or glass) circumference with step evidence"
     )
     min_confidence: float = Field(0.6, ge=0, le=1, description="smallest confidence of an automatically proposed part")
+    fallback_confidence: float = Field(
+        0.4,
+        ge=0,
+        le=1,
+        description="when no panel reaches min_confidence, the best one is still proposed if its confidence is at "
+        "least this (the photo shows an articulated object, so its likeliest part beats none)",
+    )
 
 
 @dataclass(frozen=True)
@@ -292,12 +299,19 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
     else:
         auto = [p for f in cfg.auto_faces if f in rectified for p in rectified[f].panels]
         confident = [p for p in auto if p.confidence >= cfg.min_confidence]
+        best = max(auto, key=lambda p: p.confidence, default=None)
+        if not confident and best is not None and best.confidence >= cfg.fallback_confidence:
+            log.warning(
+                "part_masks: no panel reaches min_confidence %.2f; proposing the likeliest one (%s panel on the %s "
+                "face, confidence %.2f); give --click X,Y on each movable part if it is wrong",
+                cfg.min_confidence, best.joint_type, best.face, best.confidence,
+            )  # fmt: skip
+            confident = [best]
         if not confident:
-            best = max((p.confidence for p in auto), default=0.0)
             raise ValueError(
                 f"no movable panel found automatically on faces {sorted(set(cfg.auto_faces) & set(rectified))} "
-                f"(best confidence {best:.2f} < min_confidence {cfg.min_confidence}); give --click X,Y on "
-                "each movable part, or lower `min_confidence`"
+                f"(best confidence {best.confidence if best else 0.0:.2f} < fallback_confidence "
+                f"{cfg.fallback_confidence}); give --click X,Y on each movable part, or lower `fallback_confidence`"
             )
         order = {name: k for k, name in enumerate(cfg.auto_faces)}
         confident.sort(key=lambda p: (order[p.face], p.rect[2], p.rect[0]))

@@ -114,6 +114,34 @@ def gt_part_masks(case: SynthCase, out_dir: Path):
     return PartMasksResult(parts=tuple(parts))
 
 
+def gt_faces(case: SynthCase, mesh: trimesh.Trimesh, name: str, snap: float = 0.05) -> np.ndarray:
+    """(F,) bool: faces of the reconstructed mesh that belong to part ``name``.
+
+    A face belongs to the part when its centre lies in the part's bounding box, its front side
+    snapped out to the object's front when within ``snap`` of the box's depth (an inset door
+    still owns the front faces over it), and the part is the true solid (base or part, at rest) nearest to
+    it (the body's walls beside a drawer's tray stay the base's). So a door or drawer owns the
+    front faces over its panel, a lid the top faces over it, and the gaps between panels no one.
+    """
+    from scipy.spatial import cKDTree
+
+    k = 1 + [p.name for p in case.obj.parts].index(name)
+    solids = [case.obj.base] + [p.mesh for p in case.obj.parts]
+    lo, hi = solids[k].bounds
+    box_lo, box_hi = case.box
+    hi = hi.copy()
+    if abs(hi[0] - box_hi[0]) <= snap * (box_hi[0] - box_lo[0]):
+        hi[0] = max(hi[0], box_hi[0])
+    centres = mesh.triangles_center
+    inside = np.all((centres >= lo - 1e-6) & (centres <= hi + 1e-6), axis=1)
+    # Distance to dense surface samples (~3 mm apart): exact enough to pick the nearest solid.
+    samples = [m.sample(int(np.clip(m.area / 1e-5, 20_000, 300_000)), seed=j) for j, m in enumerate(solids)]
+    distance = np.stack([cKDTree(p).query(centres[inside])[0] for p in samples])
+    owned = np.zeros(len(centres), dtype=bool)
+    owned[inside] = np.argmin(distance, axis=0) == k
+    return owned
+
+
 def interior_click(mask: np.ndarray) -> tuple[int, int]:
     """(x, y) of the mask pixel farthest from its outline."""
     from scipy import ndimage

@@ -112,7 +112,18 @@ def test_click_off_the_object_is_an_error(cases, tmp_path):
 
 
 def test_no_confident_panel_is_an_error(cases, tmp_path):
-    """The cabinet's top is a plain board: searching only there finds nothing, and says so."""
+    """The cabinet's top is a plain board: searching only there, with no fallback, finds nothing and says so."""
     case = cases[("cabinet", 0)]
-    with pytest.raises(ValueError, match="min_confidence"):
-        part_masks.run(part_masks.Config(auto_faces=("top",)), case.fg, case.recon, (), tmp_path)
+    cfg = part_masks.Config(auto_faces=("top",), fallback_confidence=1.0)
+    with pytest.raises(ValueError, match="fallback_confidence"):
+        part_masks.run(cfg, case.fg, case.recon, (), tmp_path)
+
+
+def test_without_a_confident_panel_the_likeliest_is_proposed(cases, tmp_path):
+    """Searching only the cabinet's top, the top board (a lid-like candidate) is the best there is: it
+    is proposed alone, with its low confidence, rather than nothing."""
+    case = cases[("cabinet", 0)]
+    cfg = part_masks.Config(auto_faces=("top",))
+    result = part_masks.run(cfg, case.fg, case.recon, (), tmp_path)
+    assert len(result.parts) == 1
+    assert cfg.fallback_confidence <= result.parts[0].confidence < cfg.min_confidence

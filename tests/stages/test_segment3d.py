@@ -9,7 +9,7 @@ import pytest
 
 from stages import segment3d
 from stages._shared.io import read_mesh, write_image
-from tests.stages.synth_inputs import gt_part_masks, synth_case
+from tests.stages.synth_inputs import gt_faces, gt_part_masks, synth_case
 
 CFG = segment3d.Config()
 
@@ -22,16 +22,6 @@ def cases(tmp_path_factory):
         case = synth_case(c, s, root / f"{c}_{s}")
         out[c] = (case, gt_part_masks(case, root / f"{c}_{s}" / "gt_masks"))
     return out
-
-
-def _gt_faces(case, mesh, name: str) -> np.ndarray:
-    """(F,) bool: faces of the refined box on its front plane inside the part's (y, z) extent."""
-    lo, hi = case.obj.part(name).mesh.bounds
-    c, n = mesh.triangles_center, mesh.face_normals
-    return (
-        (np.abs(c[:, 0] - case.box[1, 0]) < 1e-6) & (n[:, 0] > 0.99)
-        & (c[:, 1] >= lo[1]) & (c[:, 1] <= hi[1]) & (c[:, 2] >= lo[2]) & (c[:, 2] <= hi[2])
-    )
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,7 +40,7 @@ def test_face_labels_match_ground_truth_parts(cases, tmp_path, category):
     edges = np.linalg.norm(np.diff(mesh.vertices[mesh.edges_unique], axis=1)[:, 0], axis=1)
     assert edges.max() <= CFG.max_edge * np.linalg.norm(mesh.extents) + 1e-9
     for k, part in enumerate(masks.parts):
-        iou = _iou(labels == k + 1, _gt_faces(case, mesh, part.name))
+        iou = _iou(labels == k + 1, gt_faces(case, mesh, part.name))
         assert iou >= 0.85, (part.name, iou)
         assert result.part_face_counts[k] == np.sum(labels == k + 1)
         assert len(read_mesh(result.part_meshes[k]).faces) == result.part_face_counts[k]
@@ -63,7 +53,7 @@ def test_published_clustering_with_part_features(cases, tmp_path):
     case, masks = cases["cabinet"]
     first = segment3d.run(CFG, case.recon, masks, tmp_path / "first")
     mesh = read_mesh(first.mesh)
-    gt = [_gt_faces(case, mesh, p.name) for p in masks.parts]
+    gt = [gt_faces(case, mesh, p.name) for p in masks.parts]
     truth = np.stack([np.zeros(len(mesh.faces))] + [g.astype(float) for g in gt], axis=1)  # (F, 1 + K)
     rng = np.random.default_rng(0)
     features = np.hstack([truth, 0.2 * mesh.triangles_center / np.linalg.norm(mesh.extents)])
