@@ -79,12 +79,15 @@ def run_case(category: str, seed: int, size: int, work: Path) -> dict:
         row["part_masks_error"] = str(exc)
     seconds["part_masks"] = time.perf_counter() - started
     if masks.parts:
-        started = time.perf_counter()
-        seg = segment3d.run(cfg.segment3d, recon, masks, work / "seg")
-        seconds["segment3d"] = time.perf_counter() - started
-        started = time.perf_counter()
-        amodal.run(cfg.amodal, recon, masks, seg, work / "amodal")
-        seconds["amodal"] = time.perf_counter() - started
+        try:  # a failure here stops the convert; the case still counts for the other measures
+            started = time.perf_counter()
+            seg = segment3d.run(cfg.segment3d, recon, masks, work / "seg")
+            seconds["segment3d"] = time.perf_counter() - started
+            started = time.perf_counter()
+            amodal.run(cfg.amodal, recon, masks, seg, work / "amodal")
+            seconds["amodal"] = time.perf_counter() - started
+        except ValueError as exc:
+            row["front_half_error"] = f"{type(exc).__name__}: {exc}"
     row["seconds"] = seconds
     row["front_half_s"] = sum(seconds.values())
 
@@ -223,14 +226,15 @@ def summarise(rows: list[dict]) -> dict:
         "sweeps_over_1mm": sum(v > 1.0 for r in rows for v in r["sweep_penetration_mm"]),
         "sweeps": sum(len(r["sweep_penetration_mm"]) for r in rows),
         "front_half_s": med([r["front_half_s"] for r in rows]),
+        "front_half_failed": sum("front_half_error" in r or "part_masks_error" in r for r in rows),
     }
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| category | cases | fg IoU | Chamfer, camera frame (% diag) | Chamfer, base frame (% diag) | elev. err (deg) | azim. err (deg) | recall | precision "
-        "| click mask IoU | face IoU (GT mask) | watertight | sweeps > 1 mm | front half (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| click mask IoU | face IoU (GT mask) | watertight | sweeps > 1 mm | front half (s) | front half failed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups = sorted({r["category"] for r in rows})
     for name, group in [(c, [r for r in rows if r["category"] == c]) for c in groups] + [("**all**", rows)]:
@@ -239,7 +243,7 @@ def markdown(rows: list[dict]) -> str:
             f"| {name} | {s['cases']} | {s['fg_iou']:.3f} | {100 * s['chamfer']:.1f} | {100 * s['chamfer_base']:.1f} | {s['elevation_err_deg']:.1f} | "
             f"{s['azimuth_err_deg']:.1f} | {s['recall']:.2f} | {s['precision']:.2f} | {s['click_mask_iou']:.2f} | "
             f"{s['face_iou']:.2f} | {100 * s['watertight']:.0f} % | {s['sweeps_over_1mm']}/{s['sweeps']} | "
-            f"{s['front_half_s']:.1f} |"
+            f"{s['front_half_s']:.1f} | {s['front_half_failed']} |"
         )
     return "\n".join(lines)
 
