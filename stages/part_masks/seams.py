@@ -694,10 +694,39 @@ def _round_doors(cfg: Config, face: _Face) -> list[_Panel]:
         c1, r1 = min(W, int(np.ceil(cx + rho)) + 1), min(H, int(np.ceil(cy + rho)) + 1)
         cell = _Cell((c0, r0, c1, r1), (True,) * 4)
         panel = _make_panel(cfg, face, cell, _handle_blobs(cfg, face, cell))
+        if panel.handle is None:
+            # A rim that hardly shows (same colour as the body) leaves only the glass: the door
+            # then reaches out to a handle just beyond it.
+            rho = _rim_to_handle(cfg, face, cx, cy, rho)
+            disc = ((cc - cx) ** 2 + (rr - cy) ** 2 <= rho**2) & face.valid
+            c0, r0 = max(0, int(cx - rho)), max(0, int(cy - rho))
+            c1, r1 = min(W, int(np.ceil(cx + rho)) + 1), min(H, int(np.ceil(cy + rho)) + 1)
+            cell = _Cell((c0, r0, c1, r1), (True,) * 4)
+            panel = _make_panel(cfg, face, cell, _handle_blobs(cfg, face, cell))
         if panel.handle is None or panel.joint_type != "revolute":
             continue  # a round window, a dial or a porthole, not a door
         doors.append(dataclasses.replace(panel, mask=disc, rectangularity=float(disc.sum()) / ((c1 - c0) * (r1 - r0))))
     return doors
+
+
+#: A round door's rim reaches at most this many times the radius of its glass.
+_ROUND_RIM_REACH = 1.6
+
+
+def _rim_to_handle(cfg: Config, face: _Face, cx: float, cy: float, rho: float) -> float:
+    """Radius (rectified px) of a round door whose rim is not seen: out to the far side of the
+    strongest handle within ``_ROUND_RIM_REACH`` x ``rho`` of the centre, or ``rho`` if none."""
+    H, W = face.valid.shape
+    reach = _ROUND_RIM_REACH * rho
+    c0, r0 = max(0, int(cx - reach)), max(0, int(cy - reach))
+    c1, r1 = min(W, int(np.ceil(cx + reach)) + 1), min(H, int(np.ceil(cy + reach)) + 1)
+    handles = [b for b in _handle_blobs(cfg, face, _Cell((c0, r0, c1, r1), (True,) * 4)) if not b.control]
+    if not handles:
+        return rho
+    handle = max(handles, key=lambda b: b.score)
+    hx, hy = c0 + handle.centre[0] * (c1 - c0), r0 + handle.centre[1] * (r1 - r0)
+    far = float(np.hypot(hx - cx, hy - cy)) + 0.5 * max(handle.size) + 1.0
+    return float(np.clip(far, rho, reach))
 
 
 def _handle_blobs(cfg: Config, face: _Face, cell: _Cell) -> list[_Handle]:
