@@ -172,6 +172,21 @@ def _edge(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
     return (b[:, 0] - a[:, 0]) * (p[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (p[:, 0] - a[:, 0])
 
 
+def nearer(a: Raster, b: Raster, b_face_offset: int) -> Raster:
+    """Z-buffer two rasters of one camera: per pixel the nearer surface.
+
+    Equals rasterising both meshes as one whose faces are ``a``'s then ``b``'s (``b``'s face ids
+    shifted by ``b_face_offset``, the number of ``a``'s faces), so a static mesh rendered once
+    can be combined with a moving one rendered per frame.
+    """
+    b_wins = b.depth < a.depth
+    return Raster(
+        np.where(b_wins, b.face_id + b_face_offset, a.face_id),
+        np.where(b_wins, b.depth, a.depth),
+        np.where(b_wins[..., None], b.bary, a.bary),
+    )
+
+
 def interpolate(raster: Raster, faces: np.ndarray, vertex_values: np.ndarray) -> np.ndarray:
     """Interpolate per-vertex values over the visible surface.
 

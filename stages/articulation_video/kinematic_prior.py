@@ -341,12 +341,13 @@ def render_clip(
     list of (H, W, 3) uint8
       White background; frame 0 is the rest pose.
     """
-    from stages._shared.raster import rasterize
+    from stages._shared.raster import nearer, rasterize
 
     V_rest = np.concatenate([base.vertices, part.vertices])
     F = np.concatenate([base.faces, part.faces + len(base.vertices)])
     n_base = len(base.vertices)
     rest = rasterize(camera, V_rest, F)
+    base_raster = rasterize(camera, base.vertices, base.faces)  # the base stays put: rendered once
     rest_depth = np.where(rest.mask, rest.depth, np.inf)
     photo_f = photo.astype(np.float32)
     is_part = rest.mask & (rest.face_id >= len(base.faces))
@@ -360,7 +361,7 @@ def render_clip(
         T = kinematics.joint_matrix(joint["joint_type"], joint["axis"], joint["origin"], float(m))
         V = V_rest.copy()
         V[n_base:] = part.vertices @ T[:3, :3].T + T[:3, 3]
-        r = rasterize(camera, V, F)
+        r = nearer(base_raster, rasterize(camera, V[n_base:], part.faces), len(base.faces))
         covered = r.mask
         fid = r.face_id[covered]
         # rest position of each visible surface point, seen from the photo's camera
