@@ -103,6 +103,15 @@ def clear_range(
         T = joint_matrix(joint_type, axis, origin, magnitude)  # part's pose in the base frame
         return interpenetration(part, part_points, static, static_points, T) > max_penetration_m
 
+    return first_collision(collides, limit, steps, refine)
+
+
+def first_collision(collides, limit: float, steps: int = 16, refine: int = 8) -> float:
+    """Largest magnitude from 0 towards ``limit`` before ``collides(magnitude)`` turns true.
+
+    ``steps`` grid steps from 0 to ``limit``, then ``refine`` bisections between the last clear
+    and the first colliding step. Returns ``limit`` when no step collides.
+    """
     lo = 0.0
     for hi in np.linspace(0.0, limit, steps + 1)[1:]:
         if collides(float(hi)):

@@ -75,6 +75,16 @@ class Config(BaseModel):
     convex_tolerance: float = Field(
         1e-3, ge=0, description="A link whose convex hull exceeds its volume by at most this fraction is one convex piece."
     )
+    collision_penetration_m: float = Field(
+        0.004,
+        ge=0,
+        description="Joint limits are narrowed until a moving link's convex pieces penetrate the others' by at most "
+        "this (or collision_penetration_fraction of the diagonal, if larger) in PyBullet, metres; 0.8 of what "
+        "validation allows (PyBullet's hull margins alone reach ~3 mm)",
+    )
+    collision_penetration_fraction: float = Field(
+        0.004, ge=0, description="The same allowance as a fraction of the object's bounding-box diagonal."
+    )
 
 
 @dataclass(frozen=True)
@@ -268,6 +278,12 @@ def write_package(
         frame[j.child] = np.asarray(j.origin, dtype=np.float64)
 
     solids = {link.name: closed_solid(link.mesh, f"link {link.name!r}") for link in links}  # base frame, rest
+    pieces, intrusion = {}, {}
+    for link in links:  # convex collision pieces, base frame at rest
+        others = [s for n, s in solids.items() if n != link.name]
+        children = [solids[j.child] for j in joints if j.parent == link.name]
+        pieces[link.name], intrusion[link.name] = _convex_pieces(cfg, link.name, solids[link.name], children, others)
+    joints = _limits_clear_of_pieces(cfg, joints, pieces, solids)
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir / name) as tmp:
@@ -278,11 +294,8 @@ def write_package(
             visual = _textured(link.mesh)
             visual.apply_transform(shift)
             write_textured_obj(tmp / "meshes" / "visual" / f"{link.name}.obj", visual)
-            others = [s for n, s in solids.items() if n != link.name]
-            children = [solids[j.child] for j in joints if j.parent == link.name]
-            pieces, intrusion = _convex_pieces(cfg, link.name, solids[link.name], children, others)
             collision_files = []
-            for i, piece in enumerate(pieces):
+            for i, piece in enumerate(pieces[link.name]):
                 rel = f"meshes/collision/{link.name}_{i}.obj"
                 piece.apply_transform(shift)
                 write_mesh(tmp / rel, piece)
@@ -323,7 +336,7 @@ def write_package(
                     "collision": collision_files,
                     "mass_kg": float(solid.mass),
                     "volume_m3": float(solid.volume),
-                    "collision_intrusion_m": intrusion,
+                    "collision_intrusion_m": intrusion[link.name],
                     "center_of_mass": solid.center_mass,
                     "frame_origin_base": frame[link.name],
                 }
@@ -529,6 +542,96 @@ def _convex_pieces(cfg: Config, link: str, solid, children: list, others: list) 
     )  # (n, 3) points on the other links
     intrusion = float(max((_intrusion(piece, samples) for piece in pieces), default=0.0))
     return pieces, intrusion
+
+
+def _limits_clear_of_pieces(cfg: Config, joints: list, pieces: dict, solids: dict) -> list:
+    """``joints`` with limits narrowed so that, swept in PyBullet, each moving subtree's convex
+    pieces stay within the allowance of every other link's pieces (other joints at rest).
+
+    Joint fitting keeps the exact solids clear; the pieces are coarser (CoACD hulls, a door's
+    hull spanning its handle), and simulators collide the pieces, so the limits must hold for
+    them too. A joint whose pieces already collide at rest is left as it is (validation reports it).
+    """
+    import dataclasses
+
+    import pybullet as p
+    from scipy.spatial.transform import Rotation
+
+    from stages._shared.contact import first_collision
+    from stages._shared.kinematics import joint_matrix
+
+    movable = [j for j in joints if j.type != "fixed"]
+    if not movable:
+        return joints
+    bounds = np.concatenate([s.bounds for s in solids.values()])
+    allowance = max(cfg.collision_penetration_m, cfg.collision_penetration_fraction * float(np.linalg.norm(np.ptp(bounds, axis=0))))
+    client = p.connect(p.DIRECT)
+    try:
+        bodies = {
+            name: [
+                p.createMultiBody(
+                    baseMass=0.0,
+                    baseCollisionShapeIndex=p.createCollisionShape(
+                        p.GEOM_MESH, vertices=np.asarray(piece.vertices).tolist(), physicsClientId=client
+                    ),
+                    physicsClientId=client,
+                )
+                for piece in link_pieces
+            ]
+            for name, link_pieces in pieces.items()
+        }
+        out = []
+        for j in joints:
+            if j.type == "fixed":
+                out.append(j)
+                continue
+            subtree = _subtree_links(joints, j.child)
+            moving = [b for n in subtree for b in bodies[n]]
+            static = [b for n, bs in bodies.items() if n not in subtree for b in bs]
+
+            def depth(magnitude: float) -> float:
+                T = joint_matrix(j.type, np.asarray(j.axis), np.asarray(j.origin), magnitude)
+                orn = Rotation.from_matrix(T[:3, :3]).as_quat()  # x, y, z, w
+                for b in moving:
+                    p.resetBasePositionAndOrientation(b, T[:3, 3].tolist(), orn.tolist(), physicsClientId=client)
+                return max(
+                    [-c[8] for a in moving for b in static
+                     for c in p.getClosestPoints(a, b, distance=0.0, physicsClientId=client)],
+                    default=0.0,
+                )  # fmt: skip
+
+            rest = depth(0.0)
+            if rest > allowance:
+                log.warning(
+                    "urdf_package: %s: collision pieces of %r penetrate the others by %.4f m at rest; limits kept",
+                    j.name, j.child, rest,
+                )  # fmt: skip
+                out.append(j)
+            else:
+                lower = first_collision(lambda m: depth(m) > allowance, j.lower) if j.lower < 0 else j.lower
+                upper = first_collision(lambda m: depth(m) > allowance, j.upper) if j.upper > 0 else j.upper
+                if (lower, upper) != (j.lower, j.upper):
+                    log.info(
+                        "urdf_package: %s: limits [%.4f, %.4f] narrowed to [%.4f, %.4f] where its collision pieces "
+                        "stay clear", j.name, j.lower, j.upper, lower, upper,
+                    )  # fmt: skip
+                    j = dataclasses.replace(
+                        j, lower=lower, upper=upper, extra={**j.extra, "limits_before_collision_check": [j.lower, j.upper]}
+                    )
+                out.append(j)
+            depth(0.0)  # back to rest for the next joint's sweep
+        return out
+    finally:
+        p.disconnect(physicsClientId=client)
+
+
+def _subtree_links(joints: list, link: str) -> set[str]:
+    """``link`` and every link below it in the joint tree."""
+    found = {link}
+    for j in joints:
+        if j.parent == link:
+            found |= _subtree_links(joints, j.child)
+    return found
 
 
 #: Slivers thinner than this (metres) left by a cut are dropped.

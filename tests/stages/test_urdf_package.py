@@ -187,3 +187,35 @@ def test_fixed_joint_has_no_limits(built, tmp_path):
     assert 'type="fixed"' in text and "<limit" not in text
     urdf = yourdfpy.URDF.load(str(result.urdf), load_meshes=False)
     assert urdf.joint_map["knob_joint"].limit is None
+
+
+def test_limits_narrowed_where_collision_pieces_would_collide(tmp_path):
+    """A door hinged next to a fin that sticks out of the body's side, given an upper limit of pi:
+    it hits the fin just past 90 deg, so the written limit stops there and neither simulator sees
+    its collision pieces penetrate. (The exact solids still do, by the allowance: keeping them
+    clear is joint_fit's part, which hands over limits no wider than their clear range.)"""
+    from stages.urdf_package.template import JointSpec
+
+    body = trimesh.creation.box(bounds=[[-0.5, -0.5, 0.0], [0.0, 0.5, 1.0]])
+    fin = trimesh.creation.box(bounds=[[-0.5, -0.55, 0.0], [0.3, -0.5, 1.0]])
+    base = trimesh.boolean.union([body, fin], engine="manifold")
+    door = trimesh.creation.box(bounds=[[0.0, -0.49, 0.05], [0.02, 0.49, 0.95]])
+    for m in (base, door):
+        m.visual.face_colors = (150, 120, 90, 255)
+    joint = JointSpec("door_joint", "revolute", "base", "door", (0.0, 0.0, -1.0), (0.02, -0.49, 0.5), 0.0, np.pi)
+    result = write_package("finned", [LinkSpec("base", base), LinkSpec("door", door)], [joint], tmp_path)
+    entry = read_json(result.package_json)["joints"][0]
+    assert entry["limits_before_collision_check"] == [0.0, pytest.approx(np.pi)]
+    assert np.pi / 2 < entry["upper"] < np.radians(100)
+    urdf = yourdfpy.URDF.load(str(result.urdf), load_meshes=False)
+    assert urdf.joint_map["door_joint"].limit.upper == pytest.approx(entry["upper"])
+
+    import stages.validate as validate
+
+    validate.run(validate.Config(), result, tmp_path / "validate")
+    checked = read_json(tmp_path / "validate" / "validation.json")
+    tolerance = checked["tolerances"]["max_collision_penetration_m"]
+    assert checked["pybullet"] and checked["mujoco"]
+    assert 0 < checked["collision_penetration_m"]["pybullet"] <= tolerance
+    assert checked["collision_penetration_m"]["mujoco"] <= tolerance
+    assert not [i for i in checked["issues"] if "PyBullet" in i or "MuJoCo" in i], checked["issues"]
