@@ -15,7 +15,8 @@ give. ``--max-dim`` is the true largest dimension, so the pipeline's metres are 
      in the base frame (origin at the bottom centre, +x front: the shape alone); camera elevation and azimuth error (degrees)
      of the camera centre seen from the object's box centre, in each base frame;
    - movable-part discovery: predicted part masks matched to the true visible part masks
-     (Hungarian on IoU, a match needs IoU >= 0.5): recall and precision.
+     (Hungarian on IoU, a match needs IoU >= 0.5): recall and precision, and the share of matched
+     parts whose proposed joint type is the true one.
 2. The same photo with one click per part (the true part's interior point): mask IoU per part.
 3. Given the ground-truth camera, box and 2D masks (as ``tests/stages/synth_inputs.py`` builds
    them): segment3d face IoU with the true part's faces on the refined box; amodal parts and base
@@ -100,10 +101,12 @@ def run_case(category: str, seed: int, size: int, work: Path) -> dict:
     row["elevation_err_deg"] = abs(el_p - el_t)
     row["azimuth_err_deg"] = abs((az_p - az_t + 180.0) % 360.0 - 180.0)
     predicted = [_at_size(read_mask(p.mask), view.mask.shape) for p in masks.parts]
-    true = [m for m in view.part_masks.values() if m.any()]
-    row["true_visible_parts"] = len(true)
+    visible = [n for n, m in view.part_masks.items() if m.any()]
+    pairs = _matches(predicted, [view.part_masks[n] for n in visible])
+    row["true_visible_parts"] = len(visible)
     row["predicted_parts"] = len(predicted)
-    row["matched_parts"] = _matches(predicted, true)
+    row["matched_parts"] = len(pairs)
+    row["matched_type_ok"] = [masks.parts[i].joint_type == obj.part(visible[j]).joint_type for i, j in pairs]
 
     # 2. one click per visible part
     names = [n for n, m in view.part_masks.items() if m.any()]
@@ -173,15 +176,15 @@ def _elevation_azimuth(camera, bounds: np.ndarray) -> tuple[float, float]:
     return float(np.degrees(np.arctan2(v[2], np.hypot(v[0], v[1])))), float(np.degrees(np.arctan2(v[1], v[0])))
 
 
-def _matches(predicted: list, true: list) -> int:
-    """Number of Hungarian matches with IoU >= MATCH_IOU."""
+def _matches(predicted: list, true: list) -> list[tuple[int, int]]:
+    """(predicted, true) index pairs of the Hungarian matching on IoU that reach MATCH_IOU."""
     from scipy.optimize import linear_sum_assignment
 
     if not predicted or not true:
-        return 0
+        return []
     iou = np.array([[_iou(p, t) for t in true] for p in predicted])
     rows, cols = linear_sum_assignment(-iou)
-    return int(np.sum(iou[rows, cols] >= MATCH_IOU))
+    return [(int(i), int(j)) for i, j in zip(rows, cols) if iou[i, j] >= MATCH_IOU]
 
 
 def _sweep(base, parts: list, k: int, truth) -> float:
@@ -220,6 +223,7 @@ def summarise(rows: list[dict]) -> dict:
         "azimuth_err_deg": med([r["azimuth_err_deg"] for r in rows]),
         "recall": matched / max(true, 1),
         "precision": matched / max(pred, 1),
+        "type_accuracy": float(np.mean(v)) if (v := [t for r in rows for t in r.get("matched_type_ok", [])]) else float("nan"),
         "click_mask_iou": med([v for r in rows for v in r["click_mask_iou"]]),
         "face_iou": med([v for r in rows for v in r["face_iou"]]),
         "watertight": sum(r["watertight"] for r in rows) / max(len(rows), 1),
@@ -233,15 +237,15 @@ def summarise(rows: list[dict]) -> dict:
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| category | cases | fg IoU | Chamfer, camera frame (% diag) | Chamfer, base frame (% diag) | elev. err (deg) | azim. err (deg) | recall | precision "
-        "| click mask IoU | face IoU (GT mask) | watertight | sweeps > 1 mm | front half (s) | front half failed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| type proposed right | click mask IoU | face IoU (GT mask) | watertight | sweeps > 1 mm | front half (s) | front half failed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups = sorted({r["category"] for r in rows})
     for name, group in [(c, [r for r in rows if r["category"] == c]) for c in groups] + [("**all**", rows)]:
         s = summarise(group)
         lines.append(
             f"| {name} | {s['cases']} | {s['fg_iou']:.3f} | {100 * s['chamfer']:.1f} | {100 * s['chamfer_base']:.1f} | {s['elevation_err_deg']:.1f} | "
-            f"{s['azimuth_err_deg']:.1f} | {s['recall']:.2f} | {s['precision']:.2f} | {s['click_mask_iou']:.2f} | "
+            f"{s['azimuth_err_deg']:.1f} | {s['recall']:.2f} | {s['precision']:.2f} | {s['type_accuracy']:.2f} | {s['click_mask_iou']:.2f} | "
             f"{s['face_iou']:.2f} | {100 * s['watertight']:.0f} % | {s['sweeps_over_1mm']}/{s['sweeps']} | "
             f"{s['front_half_s']:.1f} | {s['front_half_failed']} |"
         )
