@@ -27,12 +27,17 @@ import stages.segment3d
 import stages.texture
 import stages.urdf_package
 import stages.validate
+from flows import cache as stage_cache
 from flows.config import PipelineConfig
+from flows.devices import check_devices, uses_cuda
 from flows.presets import resolve
 from flows.run_record import STAGES, RunRecord
 from stages._shared.io import atomic_dir, sha256_file
 
 log = logging.getLogger(__name__)
+
+#: Stages whose results are cached; validate is not (it writes into the package and is the gate).
+CACHED_STAGES = STAGES[:-1]
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ def image_to_urdf(
     motion: list[str] | None = None,
     preset: str = "cpu",
     config: PipelineConfig | None = None,
+    cache: bool = True,
 ) -> ConvertResult:
     """Convert one product photo into a URDF package under ``out``.
 
@@ -112,8 +118,10 @@ def image_to_urdf(
     intermediates to ``out/runs/<run-id>``. clicks : (x, y) pixel prompts, one per movable part.
     motion : a clip (video or folder of frames) per click, same camera as the photo.
     preset : named configuration (flows/presets.py), used when ``config`` is not given.
+    cache : reuse stage results cached under ``out/.cache/stages`` (flows/cache.py) and add new ones.
     """
     cfg = config or resolve(preset)
+    check_devices(cfg)  # before anything is written: a CUDA-only backend on a machine without CUDA
     photo_path, out_dir = Path(photo), Path(out)
     name = name or package_name(photo_path)
     clicks = tuple((int(x), int(y)) for x, y in (clicks or ()))
@@ -126,52 +134,54 @@ def image_to_urdf(
         cfg.model_dump(mode="json", by_alias=True),
         {"name": name, "clicks": [list(c) for c in clicks], "motion": [str(m) for m in motions]},
     )
-    progress = StageProgress(run)
+    progress = StageProgress(run, out_dir / ".cache" / "stages" if cache else None)
 
     # 1. foreground: cut the object out of the photo
     with progress.stage("foreground") as d:
-        fg = foreground(cfg.foreground, photo_path, d)
+        fg = progress.call(foreground, cfg.foreground, photo_path, d)
         progress.done(f"object covers {fg.mask_fraction:.0%} of the photo")
     # 2. reconstruct: watertight mesh + camera, scaled by max_dim
     with progress.stage("reconstruct") as d:
-        recon = reconstruct(cfg.reconstruct, fg, cfg.max_dim, d)
+        recon = progress.call(reconstruct, cfg.reconstruct, fg, cfg.max_dim, d)
         size = " x ".join(f"{e:.2f}" for e in recon.extents_m)
         progress.done(f"{size} m, silhouette IoU {recon.silhouette_iou:.3f}")
     # 3. part_masks: movable parts in the photo, from clicks or found automatically
     with progress.stage("part_masks") as d:
-        masks = part_masks(cfg.part_masks, fg, recon, clicks, d)
+        masks = progress.call(part_masks, cfg.part_masks, fg, recon, clicks, d)
         progress.done(", ".join(f"{p.name} ({p.joint_type}, {p.confidence:.2f})" for p in masks.parts) or "none")
     # 4. segment3d: mask-guided clustering of mesh faces
     with progress.stage("segment3d") as d:
-        seg = segment3d(cfg.segment3d, recon, masks, d)
+        seg = progress.call(segment3d, cfg.segment3d, recon, masks, d)
         progress.done("faces per part: " + ", ".join(map(str, seg.part_face_counts)))
     # 5. amodal: complete parts into solids, carve their cavities in the base
     with progress.stage("amodal") as d:
-        parts = amodal(cfg.amodal, recon, masks, seg, d)
+        parts = progress.call(amodal, cfg.amodal, recon, masks, seg, d)
         progress.done(f"{len(parts.part_meshes)} watertight part(s) + base")
     # 6. articulation_video: a clip of each part moving (generated, or the user's)
     with progress.stage("articulation_video") as d:
         part_motions = tuple(motions[k] if k < len(motions) else None for k in range(len(masks.parts)))
-        video = articulation_video(cfg.articulation_video, fg, recon, masks, parts, part_motions, d)
+        video = progress.call(
+            articulation_video, cfg.articulation_video, fg, recon, masks, parts, part_motions, d
+        )
         progress.done(", ".join(f"{c.part}: {len(c.frames)} frames ({c.source})" for c in video.clips) or "none")
     # 7. joint_fit: dual-quaternion joint per part, fitted to its clip
     with progress.stage("joint_fit") as d:
-        joints = joint_fit(cfg.joint_fit, recon, parts, video, d)
+        joints = progress.call(joint_fit, cfg.joint_fit, recon, parts, video, d)
         progress.done(", ".join(describe_joint(j) for j in joints.joints) or "none")
     # 8. texture: UV atlas, photo projected, unseen texels filled
     with progress.stage("texture") as d:
         part_names = tuple(p.name for p in masks.parts)
-        textures = texture(cfg.texture, fg, recon, part_names, parts, d)
+        textures = progress.call(texture, cfg.texture, fg, recon, part_names, parts, d)
         progress.done(f"base {textures.base.seen_fraction:.0%} of texels seen in the photo")
     # 9. urdf_package: links, joints, collisions, inertials
     with progress.stage("urdf_package") as d:
-        package = urdf_package(
-            cfg.urdf_package, name, photo_path, fg, recon, masks, joints, textures, cfg.max_dim, d
+        package = progress.call(
+            urdf_package, cfg.urdf_package, name, photo_path, fg, recon, masks, joints, textures, cfg.max_dim, d
         )
         progress.done(str(package.urdf.relative_to(run.root)))
     # 10. validate: load in PyBullet and MuJoCo, sweep joints, check physics data
     with progress.stage("validate") as d:
-        report = validate(cfg.validate_, package, d)
+        report = progress.call(validate, cfg.validate_, package, d)
         progress.done(
             f"{'passed' if report.passed else 'FAILED'}; pybullet {report.pybullet}, mujoco {report.mujoco}, "
             f"max penetration {report.max_penetration_m * 1000:.1f} mm"
@@ -187,11 +197,36 @@ def image_to_urdf(
 
 
 class StageProgress:
-    """Times each stage, records it in the manifest and logs one progress line per stage."""
+    """Times each stage, records it in the manifest and logs one progress line per stage.
 
-    def __init__(self, run: RunRecord):
+    ``call`` runs a stage's task, or restores its result from ``cache_dir`` (flows/cache.py) when
+    the same code, configuration and input contents ran before. Tasks whose backend needs CUDA
+    run with the ``gpu`` tag (flows/devices.py), so a tag concurrency limit can bound them.
+    """
+
+    def __init__(self, run: RunRecord, cache_dir: Path | None = None):
         self.run = run
+        self.cache_dir = cache_dir
         self.current: str | None = None
+
+    def call(self, stage_task, cfg, *args):
+        """``stage_task(cfg, *args)``; the last argument is the stage's (empty) run folder."""
+        stage, stage_dir = stage_task.name, Path(args[-1])
+        if uses_cuda(cfg):
+            stage_task = stage_task.with_options(tags={"gpu"})
+        # validate writes into the package built by urdf_package, so it always runs: it is the gate.
+        if self.cache_dir is None or stage not in CACHED_STAGES:
+            return stage_task(cfg, *args)
+        key = stage_cache.stage_key(stage, cfg, args[:-1])
+        self.run.manifest["stages"][stage]["cache_key"] = key
+        result = stage_cache.lookup(self.cache_dir, key, stage_dir, self.run.root)
+        self.run.manifest["stages"][stage]["cached"] = result is not None
+        if result is not None:
+            log.info("[%d/%d] %s: reused cached result %s", STAGES.index(stage) + 1, len(STAGES), stage, key[:12])
+            return result
+        result = stage_task(cfg, *args)
+        stage_cache.store(self.cache_dir, key, stage_dir, self.run.root, result)
+        return result
 
     def stage(self, stage: str):
         self.current = stage
