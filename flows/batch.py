@@ -89,7 +89,7 @@ def package_names(images: list[Path], folder: Path) -> list[str]:
 
     names, seen = [], set()
     for path in images:
-        base = package_name(path.relative_to(folder).with_suffix(""))
+        base = package_name(Path("_".join(path.relative_to(folder).parts)))  # a/b.png -> stem a_b
         name, k = base, 2
         while name in seen:
             name, k = f"{base}_{k}", k + 1
@@ -140,7 +140,9 @@ def clean_interrupted(out: Path, name: str) -> None:
 
 
 @task(name="convert-photo", cache_policy=NO_CACHE)
-def convert_photo(photo: str, folder: str, out: str, name: str, config: PipelineConfig) -> dict:
+def convert_photo(
+    photo: str, folder: str, out: str, name: str, config: PipelineConfig, gpu_deployment: str | None = None
+) -> dict:
     """Convert one photo with the ``image-to-urdf`` flow; always return its summary row."""
     from flows.image_to_urdf import image_to_urdf
     from stages._shared.photo import PhotoError, check_photo
@@ -166,7 +168,7 @@ def convert_photo(photo: str, folder: str, out: str, name: str, config: Pipeline
         clean_interrupted(out_dir, name)
         try:
             result = image_to_urdf.with_options(flow_run_name=name)(
-                photo=str(photo_path), out=str(out_dir), name=name, config=config
+                photo=str(photo_path), out=str(out_dir), name=name, config=config, gpu_deployment=gpu_deployment
             )
         except UrdfValidationError as exc:
             joints = _package_joints(Path(exc.package) / "package.json")
@@ -227,7 +229,9 @@ def make_task_runner(kind: TaskRunnerName, jobs: int, dask_address: str | None =
 
         if dask_address:
             return DaskTaskRunner(address=dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": jobs, "threads_per_worker": 1, "processes": True})
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": jobs, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+        )
     raise ValueError(f"unknown task runner {kind!r}; choose threads, processes or dask")
 
 
@@ -241,17 +245,20 @@ def image_to_urdf_batch(
     task_runner: TaskRunnerName = "threads",
     dask_address: str | None = None,
     progress_bar: bool = True,
+    gpu_deployment: str | None = None,
 ) -> list[dict]:
     """Convert every image under ``folder`` into ``out/<name>``; return the summary rows.
 
     jobs : photos converted at once (>= 1). task_runner / dask_address : see make_task_runner.
+    gpu_deployment : passed to each image-to-urdf run (stages that need CUDA go to the gpu pool).
     The summary goes to ``out/summaries/<batch-id>/summary.{csv,json}`` and the artifact
     ``urdf-batch-summary``.
     """
     if jobs < 1:
         raise ValueError(f"`jobs` must be >= 1, got {jobs}")
     cfg = config or resolve(preset)
-    check_devices(cfg)
+    if gpu_deployment is None:
+        check_devices(cfg)
     folder_path, out_dir = Path(folder).resolve(), Path(out).resolve()
     if not folder_path.is_dir():
         raise ValueError(f"{folder}: not a folder; give the folder that holds the photos")
@@ -263,7 +270,8 @@ def image_to_urdf_batch(
         futures = [
             runner.submit(
                 convert_photo,
-                {"photo": str(p), "folder": str(folder_path), "out": str(out_dir), "name": n, "config": cfg},
+                {"photo": str(p), "folder": str(folder_path), "out": str(out_dir), "name": n, "config": cfg,
+                 "gpu_deployment": gpu_deployment},
             )
             for p, n in zip(images, names)
         ]

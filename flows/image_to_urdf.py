@@ -30,6 +30,7 @@ import stages.validate
 from flows import cache as stage_cache
 from flows.config import PipelineConfig
 from flows.devices import check_devices, uses_cuda
+from flows.gpu_stage import run_on_gpu_pool
 from flows.presets import resolve
 from flows.run_record import STAGES, RunRecord
 from stages._shared.io import atomic_dir, sha256_file
@@ -111,6 +112,7 @@ def image_to_urdf(
     preset: str = "cpu",
     config: PipelineConfig | None = None,
     cache: bool = True,
+    gpu_deployment: str | None = None,
 ) -> ConvertResult:
     """Convert one product photo into a URDF package under ``out``.
 
@@ -119,9 +121,12 @@ def image_to_urdf(
     motion : a clip (video or folder of frames) per click, same camera as the photo.
     preset : named configuration (flows/presets.py), used when ``config`` is not given.
     cache : reuse stage results cached under ``out/.cache/stages`` (flows/cache.py) and add new ones.
+    gpu_deployment : deployment that runs stages whose backend needs CUDA on the ``gpu`` work pool
+      (flows/gpu_stage.py); without it they run here, and this machine must have CUDA.
     """
     cfg = config or resolve(preset)
-    check_devices(cfg)  # before anything is written: a CUDA-only backend on a machine without CUDA
+    if gpu_deployment is None:
+        check_devices(cfg)  # before anything is written: a CUDA backend on a machine without CUDA
     photo_path, out_dir = Path(photo), Path(out)
     name = name or package_name(photo_path)
     clicks = tuple((int(x), int(y)) for x, y in (clicks or ()))
@@ -134,7 +139,7 @@ def image_to_urdf(
         cfg.model_dump(mode="json", by_alias=True),
         {"name": name, "clicks": [list(c) for c in clicks], "motion": [str(m) for m in motions]},
     )
-    progress = StageProgress(run, out_dir / ".cache" / "stages" if cache else None)
+    progress = StageProgress(run, out_dir / ".cache" / "stages" if cache else None, gpu_deployment)
 
     # 1. foreground: cut the object out of the photo
     with progress.stage("foreground") as d:
@@ -200,23 +205,31 @@ class StageProgress:
     """Times each stage, records it in the manifest and logs one progress line per stage.
 
     ``call`` runs a stage's task, or restores its result from ``cache_dir`` (flows/cache.py) when
-    the same code, configuration and input contents ran before. Tasks whose backend needs CUDA
-    run with the ``gpu`` tag (flows/devices.py), so a tag concurrency limit can bound them.
+    the same code, configuration and input contents ran before. A stage whose backend needs CUDA
+    (flows/devices.py) runs with the ``gpu`` tag, on the ``gpu`` work pool when
+    ``gpu_deployment`` is given (flows/gpu_stage.py).
     """
 
-    def __init__(self, run: RunRecord, cache_dir: Path | None = None):
+    def __init__(self, run: RunRecord, cache_dir: Path | None = None, gpu_deployment: str | None = None):
         self.run = run
         self.cache_dir = cache_dir
+        self.gpu_deployment = gpu_deployment
         self.current: str | None = None
 
     def call(self, stage_task, cfg, *args):
         """``stage_task(cfg, *args)``; the last argument is the stage's (empty) run folder."""
         stage, stage_dir = stage_task.name, Path(args[-1])
-        if uses_cuda(cfg):
-            stage_task = stage_task.with_options(tags={"gpu"})
+
+        def compute():
+            if not uses_cuda(cfg):
+                return stage_task(cfg, *args)
+            if self.gpu_deployment:
+                return run_on_gpu_pool(self.gpu_deployment, stage, cfg, args)
+            return stage_task.with_options(tags={"gpu"})(cfg, *args)
+
         # validate writes into the package built by urdf_package, so it always runs: it is the gate.
         if self.cache_dir is None or stage not in CACHED_STAGES:
-            return stage_task(cfg, *args)
+            return compute()
         key = stage_cache.stage_key(stage, cfg, args[:-1])
         self.run.manifest["stages"][stage]["cache_key"] = key
         result = stage_cache.lookup(self.cache_dir, key, stage_dir, self.run.root)
@@ -224,7 +237,7 @@ class StageProgress:
         if result is not None:
             log.info("[%d/%d] %s: reused cached result %s", STAGES.index(stage) + 1, len(STAGES), stage, key[:12])
             return result
-        result = stage_task(cfg, *args)
+        result = compute()
         stage_cache.store(self.cache_dir, key, stage_dir, self.run.root, result)
         return result
 
