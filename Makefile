@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo test test-slow serve clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -n 2 -m slow
+
+# The local Prefect stack (server, cpu/gpu pools, deployments, workers); Ctrl-C stops it.
+serve: install
+	$(VENV)/bin/image-to-urdf serve
 
 clean:
 	rm -rf demo-out .pytest_cache

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 import stages.amodal
@@ -195,9 +195,11 @@ def image_to_urdf(
     publish_artifacts(joints.joints, report)
     if not report.passed:
         run.finish("failed", package=str(package.package_dir), validation=report.passed)
+        publish_run_summary(run, package.package_dir, joints.joints, report)
         raise stages.validate.UrdfValidationError(package.package_dir, report.issues)
     final = ship_package(package.package_dir, out_dir / name)
     run.finish("done", package=str(final.resolve()), validation=True)
+    publish_run_summary(run, final, joints.joints, report)
     return ConvertResult(run_dir=run.root, package_dir=final, validation=report, joints=joints.joints)
 
 
@@ -303,6 +305,49 @@ def publish_artifacts(joints, report) -> None:
     ]
     lines += [f"- issue: {issue}" for issue in report.issues]
     create_markdown_artifact(key="urdf-validation", markdown="\n".join(lines))
+
+
+def publish_run_summary(run: RunRecord, package_dir: Path, joints, report) -> None:
+    """Markdown artifact ``urdf-summary``: joints, validation, and links to the package and to
+    every stage's outputs (``file://`` URIs: on shared storage they open from any host that
+    mounts it at the same path); link artifact ``urdf-package``."""
+    m = run.manifest
+    package_uri = Path(package_dir).resolve().as_uri()
+    shipped = "shipped" if report.passed else "not shipped (failed validation), kept in the run directory"
+    lines = [
+        f"# {m['input']['name']}: validation {'passed' if report.passed else 'FAILED'}",
+        f"Photo `{m['input']['image']}` (sha256 `{m['input']['image_sha256'][:12]}`), run `{m['run_id']}`.",
+        f"Package [{Path(package_dir).name}]({package_uri}), {shipped}.",
+        "",
+        "## Joints",
+        "| part | type | axis (base) | origin (base, m) | lower | upper | confidence |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for j in joints:
+        axis = ", ".join(f"{a:+.3f}" for a in j.axis_base)
+        origin = ", ".join(f"{o:+.3f}" for o in j.origin_base)
+        lines.append(
+            f"| {j.part} | {j.joint_type} | ({axis}) | ({origin}) | {j.lower:.3f} | {j.upper:.3f} | {j.confidence:.2f} |"
+        )
+    lines += [
+        "",
+        "## Validation",
+        f"PyBullet loads: {report.pybullet}; MuJoCo loads: {report.mujoco}; "
+        f"max part/base penetration {report.max_penetration_m * 1000:.2f} mm.",
+        *[f"- {issue}" for issue in report.issues],
+        "",
+        "## Stages",
+        "| stage | status | seconds | cached | summary | outputs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stage, entry in m["stages"].items():
+        folder = (run.root / entry["folder"]).resolve()
+        lines.append(
+            f"| {stage} | {entry['status']} | {entry.get('seconds', '')} | {'yes' if entry.get('cached') else 'no'} "
+            f"| {entry.get('summary', '').replace('|', '/')} | [{entry['folder']}]({folder.as_uri()}) |"
+        )
+    create_markdown_artifact(key="urdf-summary", markdown="\n".join(lines), description=f"run {m['run_id']}")
+    create_link_artifact(key="urdf-package", link=package_uri, link_text=Path(package_dir).name)
 
 
 def ship_package(built: Path, final: Path) -> Path:

@@ -120,7 +120,7 @@ def serve(
         print(f"image-to-urdf serve: error: {exc}", file=sys.stderr)
         return 1
     finally:
-        _stop(processes)
+        _stop(processes, logs)
 
 
 def _worker(env: dict, logs: Path, pool: str, name: str, *extra: str) -> subprocess.Popen:
@@ -132,13 +132,15 @@ def _start(cmd: list[str], env: dict, log_file: Path) -> subprocess.Popen:
     with open(log_file, "ab") as log:
         # Own session: a Ctrl-C reaches only us, and we stop workers before the server. SIGINT back
         # to its default, as an inherited "ignore" would stop the workers' handler from installing.
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
+    log_file.with_suffix(".pid").write_text(str(proc.pid))  # for cleaning up after a killed serve
+    return proc
 
 
-def _stop(processes: list[tuple[str, subprocess.Popen]], timeout_s: float = 30.0) -> None:
+def _stop(processes: list[tuple[str, subprocess.Popen]], logs: Path, timeout_s: float = 30.0) -> None:
     """SIGINT the workers first, then the server; kill what is still running after ``timeout_s``."""
     for name, proc in reversed(processes):
         if proc.poll() is None:
@@ -148,6 +150,7 @@ def _stop(processes: list[tuple[str, subprocess.Popen]], timeout_s: float = 30.0
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        (logs / f"{name}.pid").unlink(missing_ok=True)
         _say(f"stopped {name}")
 
 

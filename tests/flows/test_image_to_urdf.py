@@ -76,3 +76,25 @@ def test_cli_converts_asset_without_clicks(asset, tmp_path):
     info = json.loads((tmp_path / asset / "package.json").read_text())
     assert info["validation"]["passed"] is True
     assert len(info["joints"]) >= 1
+
+
+def test_run_publishes_a_summary_with_joints_validation_and_links(prefect_api, tmp_path):
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.image_to_urdf import image_to_urdf
+
+    result = image_to_urdf(photo=str(ASSETS / "microwave.png"), out=str(tmp_path), name="microwave")
+    with get_client(sync_client=True) as client:
+        def latest(key):
+            found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            return max(found, key=lambda a: a.created)
+
+        summary, link = latest("urdf-summary").data, latest("urdf-package").data
+    assert "# microwave: validation passed" in summary
+    assert f"]({result.package_dir.resolve().as_uri()})" in summary
+    for joint in result.joints:
+        assert f"| {joint.part} | {joint.joint_type} |" in summary
+    for folder in sorted(p.name for p in result.run_dir.iterdir() if p.is_dir()):
+        assert f"[{folder}]({(result.run_dir / folder).resolve().as_uri()})" in summary
+    assert result.package_dir.resolve().as_uri() in link
