@@ -43,13 +43,19 @@ def image_to_urdf_stage(call_file: str) -> str:
     return str(result_file)
 
 
+def write_call(stage: str, cfg, args: tuple) -> Path:
+    """Pickle a stage call (``args[-1]`` is its run folder) to ``<run folder>/.call.pkl``."""
+    call_file = Path(args[-1]) / CALL_FILE
+    with atomic_path(call_file) as tmp:
+        tmp.write_bytes(pickle.dumps({"stage": stage, "cfg": cfg, "args": args}))
+    return call_file.resolve()
+
+
 def run_on_gpu_pool(deployment: str, stage: str, cfg, args: tuple):
     """Run ``stage`` (``args[-1]`` is its run folder) through the gpu-pool deployment; its result."""
     stage_dir = Path(args[-1])
-    call_file = stage_dir / CALL_FILE
-    with atomic_path(call_file) as tmp:
-        tmp.write_bytes(pickle.dumps({"stage": stage, "cfg": cfg, "args": args}))
-    flow_run = run_deployment(deployment, parameters={"call_file": str(call_file.resolve())})
+    call_file = write_call(stage, cfg, args)
+    flow_run = run_deployment(deployment, parameters={"call_file": str(call_file)})
     state = flow_run.state
     if state is None or not state.is_completed():
         name = state.name if state else "unknown"

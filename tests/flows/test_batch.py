@@ -176,3 +176,14 @@ def test_two_batches_into_one_out_and_a_dask_cluster_of_two_workers(tmp_path):
     # each package was built once: two runs, both done
     statuses = [json.loads(m.read_text())["status"] for m in (out / "runs").glob("*/manifest.json")]
     assert statuses == ["done", "done"]
+
+
+def test_batch_bad_arguments_exit_2_before_writing(tmp_path, capsys):
+    from flows.cli import EXIT_BAD_INPUT, main
+
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "missing"), "--out", str(out)]) == EXIT_BAD_INPUT
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["batch", str(ASSETS), "--out", str(out), "--jobs", "0"]) == EXIT_BAD_INPUT
+    assert "--jobs 0" in capsys.readouterr().err
+    assert not out.exists()
