@@ -62,3 +62,22 @@ def check_devices(cfg) -> None:
         "preset or a CPU backend for these stages (--set STAGE.device=cpu where the backend has one), "
         "or run this deployment on the `gpu` work pool"
     )
+
+
+def check_gpu_pool(cfg, deployment: str) -> None:
+    """Raise :class:`DeviceError` when stages need CUDA but ``deployment``'s pool has no online
+    worker, instead of waiting for one forever."""
+    if not gpu_stages(cfg):
+        return
+    from prefect import get_client
+    from prefect.client.schemas.objects import WorkerStatus
+
+    with get_client(sync_client=True) as client:
+        pool = client.read_deployment_by_name(deployment).work_pool_name
+        online = [w for w in client.read_workers_for_work_pool(pool) if w.status == WorkerStatus.ONLINE]
+    if not online:
+        raise DeviceError(
+            f"{', '.join(gpu_stages(cfg))} need(s) a CUDA GPU and go to work pool {pool!r} ({deployment}), "
+            "which has no online worker; start one per GPU on a GPU host (image-to-urdf serve --gpus, "
+            "docs/deployment.md) or use CPU backends"
+        )

@@ -29,7 +29,7 @@ import stages.urdf_package
 import stages.validate
 from flows import cache as stage_cache
 from flows.config import PipelineConfig
-from flows.devices import check_devices, uses_cuda
+from flows.devices import check_devices, check_gpu_pool, uses_cuda
 from flows.gpu_stage import run_on_gpu_pool
 from flows.presets import resolve
 from flows.run_record import STAGES, RunRecord
@@ -125,8 +125,11 @@ def image_to_urdf(
       (flows/gpu_stage.py); without it they run here, and this machine must have CUDA.
     """
     cfg = config or resolve(preset)
+    # Before anything is written: a CUDA backend on a machine (or gpu pool) without CUDA fails here.
     if gpu_deployment is None:
-        check_devices(cfg)  # before anything is written: a CUDA backend on a machine without CUDA
+        check_devices(cfg)
+    else:
+        check_gpu_pool(cfg, gpu_deployment)
     photo_path, out_dir = Path(photo), Path(out)
     name = name or package_name(photo_path)
     clicks = tuple((int(x), int(y)) for x, y in (clicks or ()))
