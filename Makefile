@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test test-slow clean system-packages
+.PHONY: install demo test test-slow serve clean system-packages
 
 install: $(VENV)/.installed browser/node_modules/.installed
 
@@ -38,6 +38,10 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -n 2 -m slow
+
+# The local Prefect stack (server, cpu/gpu pools, deployments, workers); Ctrl-C stops it.
+serve: install
+	$(VENV)/bin/image-to-urdf serve
 
 clean:
 	rm -rf demo-out .pytest_cache

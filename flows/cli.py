@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     browse.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="folder of run folders, e.g. OUT/runs")
     browse.add_argument("--port", type=int, default=8765, help="port (default: 8765)")
     browse.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1, this machine only)")
+    _add_batch_parser(sub)
+    _add_serve_parser(sub)
     return parser
 
 
@@ -65,11 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "browse":
         return _browse(args)
+    if args.command == "serve":
+        return _serve(args)
     try:
         config = _resolve_config(args)
         if args.command == "config":
             print(json.dumps(config.model_dump(mode="json", by_alias=True), indent=2))
             return 0
+        if args.command == "batch":
+            return _batch(config, args)
         request = _check_convert_inputs(args)
     except InputError as exc:
         print(f"image-to-urdf: error: {exc}", file=sys.stderr)
@@ -195,6 +201,74 @@ def _setup_logging() -> None:
         logger.setLevel(level)
         logger.addHandler(handler)
         logger.propagate = False
+
+
+# ---------------------------------------------------------------- batch and serve (flows/batch.py, flows/serve.py)
+
+
+def _add_batch_parser(sub) -> None:
+    batch = sub.add_parser(
+        "batch", help="convert every image in a folder tree; summary.csv/json; exit 1 if any photo failed"
+    )
+    batch.add_argument("folder", type=Path, help="folder of photos (searched recursively, images found by content)")
+    batch.add_argument("--out", type=Path, required=True, help="output folder (shared safely by concurrent batches)")
+    batch.add_argument("--jobs", type=int, default=2, metavar="N", help="photos converted at once (default 2)")
+    batch.add_argument("--max-dim", type=float, metavar="METRES", help="largest dimension of every object")
+    batch.add_argument(
+        "--task-runner", choices=("threads", "processes", "dask"), default="threads",
+        help="threads (default), a local process pool, or a Dask cluster (prefect-dask)",
+    )
+    batch.add_argument("--dask-address", metavar="URL", help="scheduler of an existing Dask cluster (--task-runner dask)")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar (one line per photo still)")
+    _add_config_arguments(batch)
+
+
+def _batch(config, args) -> int:
+    """Run the batch flow; 0 when every image converted, 1 when any failed, 2 for bad arguments."""
+    if not args.folder.is_dir():
+        raise InputError(f"{args.folder}: not a folder; give the folder that holds the photos")
+    if args.jobs < 1:
+        raise InputError(f"--jobs {args.jobs}: give at least 1")
+    _check_writable(args.out)
+    from flows.devices import DeviceError, check_devices
+
+    try:
+        check_devices(config)
+    except DeviceError as exc:
+        raise InputError(str(exc)) from None
+    _setup_logging()
+    logging.getLogger("flows.image_to_urdf").setLevel(logging.WARNING)  # one line per photo, not per stage
+    from flows.batch import image_to_urdf_batch
+
+    rows = image_to_urdf_batch(
+        folder=str(args.folder), out=str(args.out), jobs=args.jobs, config=config, task_runner=args.task_runner,
+        dask_address=args.dask_address, progress_bar=not args.no_progress,
+    )
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "cached", "failed", "skipped")}
+    print("image-to-urdf batch: " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
+    return EXIT_STAGE_FAILED if counts["failed"] else 0
+
+
+def _add_serve_parser(sub) -> None:
+    serve = sub.add_parser(
+        "serve", help="local Prefect stack: server, work pools, deployments, workers (Ctrl-C stops it all)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="server address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=4200, help="server port (default 4200)")
+    serve.add_argument("--cpu-workers", type=int, default=1, metavar="N", help="workers on the cpu pool (default 1)")
+    serve.add_argument(
+        "--gpus", default=None, metavar="IDS",
+        help="GPU ids for the gpu pool, one worker each with CUDA_VISIBLE_DEVICES pinned "
+        "(default: all GPUs nvidia-smi lists; none on a machine without CUDA)",
+    )
+    serve.add_argument("--no-server", action="store_true", help="use the server at PREFECT_API_URL instead of starting one")
+
+
+def _serve(args) -> int:
+    from flows.serve import serve
+
+    gpus = None if args.gpus is None else [g for g in args.gpus.split(",") if g.strip()]
+    return serve(host=args.host, port=args.port, cpu_workers=args.cpu_workers, gpus=gpus, start_server=not args.no_server)
 
 
 if __name__ == "__main__":

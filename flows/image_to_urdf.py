@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 import stages.amodal
@@ -27,13 +27,19 @@ import stages.segment3d
 import stages.texture
 import stages.urdf_package
 import stages.validate
+from flows import cache as stage_cache
 from flows.browse import publish_run_link
 from flows.config import PipelineConfig
+from flows.devices import check_devices, check_gpu_pool, uses_cuda
+from flows.gpu_stage import run_on_gpu_pool
 from flows.presets import resolve
 from flows.run_record import STAGES, RunRecord
 from stages._shared.io import atomic_dir, sha256_file
 
 log = logging.getLogger(__name__)
+
+#: Stages whose results are cached; validate is not (it writes into the package and is the gate).
+CACHED_STAGES = STAGES[:-1]
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,8 @@ def image_to_urdf(
     motion: list[str] | None = None,
     preset: str = "cpu",
     config: PipelineConfig | None = None,
+    cache: bool = True,
+    gpu_deployment: str | None = None,
 ) -> ConvertResult:
     """Convert one product photo into a URDF package under ``out``.
 
@@ -113,8 +121,16 @@ def image_to_urdf(
     intermediates to ``out/runs/<run-id>``. clicks : (x, y) pixel prompts, one per movable part.
     motion : a clip (video or folder of frames) per click, same camera as the photo.
     preset : named configuration (flows/presets.py), used when ``config`` is not given.
+    cache : reuse stage results cached under ``out/.cache/stages`` (flows/cache.py) and add new ones.
+    gpu_deployment : deployment that runs stages whose backend needs CUDA on the ``gpu`` work pool
+      (flows/gpu_stage.py); without it they run here, and this machine must have CUDA.
     """
     cfg = config or resolve(preset)
+    # Before anything is written: a CUDA backend on a machine (or gpu pool) without CUDA fails here.
+    if gpu_deployment is None:
+        check_devices(cfg)
+    else:
+        check_gpu_pool(cfg, gpu_deployment)
     photo_path, out_dir = Path(photo), Path(out)
     name = name or package_name(photo_path)
     clicks = tuple((int(x), int(y)) for x, y in (clicks or ()))
@@ -127,53 +143,55 @@ def image_to_urdf(
         cfg.model_dump(mode="json", by_alias=True),
         {"name": name, "clicks": [list(c) for c in clicks], "motion": [str(m) for m in motions]},
     )
-    progress = StageProgress(run)
+    progress = StageProgress(run, out_dir / ".cache" / "stages" if cache else None, gpu_deployment)
     publish_run_link(run.run_id)  # Prefect link artifact to this run's page in `image-to-urdf browse`
 
     # 1. foreground: cut the object out of the photo
     with progress.stage("foreground") as d:
-        fg = foreground(cfg.foreground, photo_path, d)
+        fg = progress.call(foreground, cfg.foreground, photo_path, d)
         progress.done(f"object covers {fg.mask_fraction:.0%} of the photo")
     # 2. reconstruct: watertight mesh + camera, scaled by max_dim
     with progress.stage("reconstruct") as d:
-        recon = reconstruct(cfg.reconstruct, fg, cfg.max_dim, d)
+        recon = progress.call(reconstruct, cfg.reconstruct, fg, cfg.max_dim, d)
         size = " x ".join(f"{e:.2f}" for e in recon.extents_m)
         progress.done(f"{size} m, silhouette IoU {recon.silhouette_iou:.3f}")
     # 3. part_masks: movable parts in the photo, from clicks or found automatically
     with progress.stage("part_masks") as d:
-        masks = part_masks(cfg.part_masks, fg, recon, clicks, d)
+        masks = progress.call(part_masks, cfg.part_masks, fg, recon, clicks, d)
         progress.done(", ".join(f"{p.name} ({p.joint_type}, {p.confidence:.2f})" for p in masks.parts) or "none")
     # 4. segment3d: mask-guided clustering of mesh faces
     with progress.stage("segment3d") as d:
-        seg = segment3d(cfg.segment3d, recon, masks, d)
+        seg = progress.call(segment3d, cfg.segment3d, recon, masks, d)
         progress.done("faces per part: " + ", ".join(map(str, seg.part_face_counts)))
     # 5. amodal: complete parts into solids, carve their cavities in the base
     with progress.stage("amodal") as d:
-        parts = amodal(cfg.amodal, recon, masks, seg, d)
+        parts = progress.call(amodal, cfg.amodal, recon, masks, seg, d)
         progress.done(f"{len(parts.part_meshes)} watertight part(s) + base")
     # 6. articulation_video: a clip of each part moving (generated, or the user's)
     with progress.stage("articulation_video") as d:
         part_motions = tuple(motions[k] if k < len(motions) else None for k in range(len(masks.parts)))
-        video = articulation_video(cfg.articulation_video, fg, recon, masks, parts, part_motions, d)
+        video = progress.call(
+            articulation_video, cfg.articulation_video, fg, recon, masks, parts, part_motions, d
+        )
         progress.done(", ".join(f"{c.part}: {len(c.frames)} frames ({c.source})" for c in video.clips) or "none")
     # 7. joint_fit: dual-quaternion joint per part, fitted to its clip
     with progress.stage("joint_fit") as d:
-        joints = joint_fit(cfg.joint_fit, recon, parts, video, d)
+        joints = progress.call(joint_fit, cfg.joint_fit, recon, parts, video, d)
         progress.done(", ".join(describe_joint(j) for j in joints.joints) or "none")
     # 8. texture: UV atlas, photo projected, unseen texels filled
     with progress.stage("texture") as d:
         part_names = tuple(p.name for p in masks.parts)
-        textures = texture(cfg.texture, fg, recon, part_names, parts, d)
+        textures = progress.call(texture, cfg.texture, fg, recon, part_names, parts, d)
         progress.done(f"base {textures.base.seen_fraction:.0%} of texels seen in the photo")
     # 9. urdf_package: links, joints, collisions, inertials
     with progress.stage("urdf_package") as d:
-        package = urdf_package(
-            cfg.urdf_package, name, photo_path, fg, recon, masks, joints, textures, cfg.max_dim, d
+        package = progress.call(
+            urdf_package, cfg.urdf_package, name, photo_path, fg, recon, masks, joints, textures, cfg.max_dim, d
         )
         progress.done(str(package.urdf.relative_to(run.root)))
     # 10. validate: load in PyBullet and MuJoCo, sweep joints, check physics data
     with progress.stage("validate") as d:
-        report = validate(cfg.validate_, package, d)
+        report = progress.call(validate, cfg.validate_, package, d)
         progress.done(
             f"{'passed' if report.passed else 'FAILED'}; pybullet {report.pybullet}, mujoco {report.mujoco}, "
             f"max penetration {report.max_penetration_m * 1000:.1f} mm"
@@ -182,18 +200,53 @@ def image_to_urdf(
     publish_artifacts(joints.joints, report)
     if not report.passed:
         run.finish("failed", package=str(package.package_dir), validation=report.passed)
+        publish_run_summary(run, package.package_dir, joints.joints, report)
         raise stages.validate.UrdfValidationError(package.package_dir, report.issues)
     final = ship_package(package.package_dir, out_dir / name)
     run.finish("done", package=str(final.resolve()), validation=True)
+    publish_run_summary(run, final, joints.joints, report)
     return ConvertResult(run_dir=run.root, package_dir=final, validation=report, joints=joints.joints)
 
 
 class StageProgress:
-    """Times each stage, records it in the manifest and logs one progress line per stage."""
+    """Times each stage, records it in the manifest and logs one progress line per stage.
 
-    def __init__(self, run: RunRecord):
+    ``call`` runs a stage's task, or restores its result from ``cache_dir`` (flows/cache.py) when
+    the same code, configuration and input contents ran before. A stage whose backend needs CUDA
+    (flows/devices.py) runs with the ``gpu`` tag, on the ``gpu`` work pool when
+    ``gpu_deployment`` is given (flows/gpu_stage.py).
+    """
+
+    def __init__(self, run: RunRecord, cache_dir: Path | None = None, gpu_deployment: str | None = None):
         self.run = run
+        self.cache_dir = cache_dir
+        self.gpu_deployment = gpu_deployment
         self.current: str | None = None
+
+    def call(self, stage_task, cfg, *args):
+        """``stage_task(cfg, *args)``; the last argument is the stage's (empty) run folder."""
+        stage, stage_dir = stage_task.name, Path(args[-1])
+
+        def compute():
+            if not uses_cuda(cfg):
+                return stage_task(cfg, *args)
+            if self.gpu_deployment:
+                return run_on_gpu_pool(self.gpu_deployment, stage, cfg, args)
+            return stage_task.with_options(tags={"gpu"})(cfg, *args)
+
+        # validate writes into the package built by urdf_package, so it always runs: it is the gate.
+        if self.cache_dir is None or stage not in CACHED_STAGES:
+            return compute()
+        key = stage_cache.stage_key(stage, cfg, args[:-1])
+        self.run.manifest["stages"][stage]["cache_key"] = key
+        result = stage_cache.lookup(self.cache_dir, key, stage_dir, self.run.root)
+        self.run.manifest["stages"][stage]["cached"] = result is not None
+        if result is not None:
+            log.info("[%d/%d] %s: reused cached result %s", STAGES.index(stage) + 1, len(STAGES), stage, key[:12])
+            return result
+        result = compute()
+        stage_cache.store(self.cache_dir, key, stage_dir, self.run.root, result)
+        return result
 
     def stage(self, stage: str):
         self.current = stage
@@ -257,6 +310,49 @@ def publish_artifacts(joints, report) -> None:
     ]
     lines += [f"- issue: {issue}" for issue in report.issues]
     create_markdown_artifact(key="urdf-validation", markdown="\n".join(lines))
+
+
+def publish_run_summary(run: RunRecord, package_dir: Path, joints, report) -> None:
+    """Markdown artifact ``urdf-summary``: joints, validation, and links to the package and to
+    every stage's outputs (``file://`` URIs: on shared storage they open from any host that
+    mounts it at the same path); link artifact ``urdf-package``."""
+    m = run.manifest
+    package_uri = Path(package_dir).resolve().as_uri()
+    shipped = "shipped" if report.passed else "not shipped (failed validation), kept in the run directory"
+    lines = [
+        f"# {m['input']['name']}: validation {'passed' if report.passed else 'FAILED'}",
+        f"Photo `{m['input']['image']}` (sha256 `{m['input']['image_sha256'][:12]}`), run `{m['run_id']}`.",
+        f"Package [{Path(package_dir).name}]({package_uri}), {shipped}.",
+        "",
+        "## Joints",
+        "| part | type | axis (base) | origin (base, m) | lower | upper | confidence |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for j in joints:
+        axis = ", ".join(f"{a:+.3f}" for a in j.axis_base)
+        origin = ", ".join(f"{o:+.3f}" for o in j.origin_base)
+        lines.append(
+            f"| {j.part} | {j.joint_type} | ({axis}) | ({origin}) | {j.lower:.3f} | {j.upper:.3f} | {j.confidence:.2f} |"
+        )
+    lines += [
+        "",
+        "## Validation",
+        f"PyBullet loads: {report.pybullet}; MuJoCo loads: {report.mujoco}; "
+        f"max part/base penetration {report.max_penetration_m * 1000:.2f} mm.",
+        *[f"- {issue}" for issue in report.issues],
+        "",
+        "## Stages",
+        "| stage | status | seconds | cached | summary | outputs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stage, entry in m["stages"].items():
+        folder = (run.root / entry["folder"]).resolve()
+        lines.append(
+            f"| {stage} | {entry['status']} | {entry.get('seconds', '')} | {'yes' if entry.get('cached') else 'no'} "
+            f"| {entry.get('summary', '').replace('|', '/')} | [{entry['folder']}]({folder.as_uri()}) |"
+        )
+    create_markdown_artifact(key="urdf-summary", markdown="\n".join(lines), description=f"run {m['run_id']}")
+    create_link_artifact(key="urdf-package", link=package_uri, link_text=Path(package_dir).name)
 
 
 def ship_package(built: Path, final: Path) -> Path:

@@ -76,3 +76,51 @@ def test_cli_converts_asset_without_clicks(asset, tmp_path):
     info = json.loads((tmp_path / asset / "package.json").read_text())
     assert info["validation"]["passed"] is True
     assert len(info["joints"]) >= 1
+
+
+def test_run_publishes_a_summary_with_joints_validation_and_links(prefect_api, tmp_path):
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.image_to_urdf import image_to_urdf
+
+    result = image_to_urdf(photo=str(ASSETS / "microwave.png"), out=str(tmp_path), name="microwave")
+    with get_client(sync_client=True) as client:
+        def latest(key):
+            found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            return max(found, key=lambda a: a.created)
+
+        summary, link = latest("urdf-summary").data, latest("urdf-package").data
+    assert "# microwave: validation passed" in summary
+    assert f"]({result.package_dir.resolve().as_uri()})" in summary
+    for joint in result.joints:
+        assert f"| {joint.part} | {joint.joint_type} |" in summary
+    for folder in sorted(p.name for p in result.run_dir.iterdir() if p.is_dir()):
+        assert f"[{folder}]({(result.run_dir / folder).resolve().as_uri()})" in summary
+    assert result.package_dir.resolve().as_uri() in link
+
+
+def test_gpu_stage_hand_off_runs_the_pickled_stage_and_refuses_cuda_without_it(prefect_api, tmp_path):
+    import pickle
+
+    import stages.foreground
+    from flows.config import PipelineConfig
+    from flows.devices import DeviceError, cuda_available
+    from flows.gpu_stage import image_to_urdf_stage, write_call
+    from tests.flows.test_devices import CudaOnlyConfig
+
+    cfg, photo = PipelineConfig().foreground, ASSETS / "microwave.png"
+    remote, local = tmp_path / "remote" / "01-foreground", tmp_path / "local" / "01-foreground"
+    remote.mkdir(parents=True)
+    result_file = image_to_urdf_stage(str(write_call("foreground", cfg, (photo, remote))))
+    result = pickle.loads(Path(result_file).read_bytes())
+    expected = stages.foreground.run(cfg, photo, local)
+    assert result.mask == remote / "mask.png"
+    assert (result.bbox, result.mask_fraction) == (expected.bbox, expected.mask_fraction)
+    assert (remote / "mask.png").read_bytes() == (local / "mask.png").read_bytes()
+
+    if not cuda_available():
+        other = tmp_path / "cuda" / "03-part_masks"
+        other.mkdir(parents=True)
+        with pytest.raises(DeviceError, match="part_masks .*needs CUDA"):
+            image_to_urdf_stage(str(write_call("part_masks", CudaOnlyConfig(), (other,))))
