@@ -42,7 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="print the configuration a preset and --set give, as JSON")
     _add_config_arguments(config)
+
+    _add_eval_parser(sub)
     return parser
+
+
+def _add_eval_parser(sub) -> None:
+    evaluate = sub.add_parser(
+        "eval", help="score a predicted package against a ground-truth one (or a folder of <case>/ packages)"
+    )
+    evaluate.add_argument("pred", type=Path, help="predicted package folder, or a folder of <case>/ packages")
+    evaluate.add_argument("gt", type=Path, help="ground-truth package folder, or a folder of <case>/ packages")
+    evaluate.add_argument("--json", type=Path, metavar="PATH", help="also write the full scores as JSON")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
+    if args.command == "eval":
+        return _eval(args)
     try:
         config = _resolve_config(args)
         if args.command == "config":
@@ -165,6 +178,20 @@ def _convert(config, photo: Path, out: Path, name: str, clicks, motion) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _eval(args) -> int:
+    from flows.evaluate import main_eval
+
+    for path in (args.pred, args.gt):
+        if not path.is_dir():
+            print(f"image-to-urdf: error: {path}: not a folder; pass a package folder or a folder of packages", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        return main_eval(args.pred, args.gt, args.json)
+    except ValueError as exc:
+        print(f"image-to-urdf: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def _setup_logging() -> None:
