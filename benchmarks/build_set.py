@@ -33,9 +33,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from stages._shared.io import write_image, write_json, write_npy  # noqa: E402
+from stages._shared.io import write_json  # noqa: E402
 from synth.objects import CATEGORIES, make_object  # noqa: E402
 from synth.render import product_camera, render_clip, render_view  # noqa: E402
+from synth.render_package import write_frames, write_view  # noqa: E402
 
 log = logging.getLogger("build_set")
 
@@ -82,18 +83,13 @@ def build_case(spec: dict, out: Path) -> dict:
 
     # 2. Photo and its exact annotations
     case_dir = out / "cases" / spec["case"]
-    write_image(case_dir / "photo.png", view.rgb)
-    write_image(case_dir / "mask.png", view.mask)
-    write_npy(case_dir / "depth.npy", view.depth.astype(np.float32))
-    for name, mask in view.part_masks.items():
-        write_image(case_dir / "masks" / f"{name}.png", mask)
+    write_view(case_dir, view)
 
     # 3. One clip per joint, rest -> open
     clips = {}
     for part in obj.parts:
         frames = render_clip(obj, camera, part.name, CLIP_FRAMES, supersample=CLIP_SUPERSAMPLE, textured=True)
-        for t, frame in enumerate(frames):
-            write_image(case_dir / "clips" / part.name / f"frame_{t:03d}.png", frame.rgb)
+        write_frames(case_dir / "clips" / part.name, frames)
         clips[part.name] = f"clips/{part.name}"
 
     # 4. Ground-truth package (cheaper CoACD settings than the pipeline's: it is only scored)

@@ -6,7 +6,7 @@ Tracks: A, photo only; B, photo + one ``--click`` per movable part + its clip as
 Every conversion is a fresh `image-to-urdf convert` process with ``--max-dim`` set to the true
 largest dimension (so positions compare in metres). Each prediction is scored against its ground
 truth with ``flows.evaluate`` (what `image-to-urdf eval` runs). The set is built first when
-missing (``benchmarks/build_set.py``, same seed). Each conversion's record goes to
+missing (``benchmarks/build_set.py``, same seed), case by case as the conversions reach it. Each conversion's record goes to
 ``OUT/<track>/<case>.json`` (a re-run skips conversions already recorded and re-scores them); the tables (per category and
 overall) are printed and, with ``--write-docs``, written into ``docs/benchmarks.md`` with the
 command that produced them.
@@ -20,6 +20,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.build_set import FULL_CASES, QUICK_CASES, build_set  # noqa: E402
+from benchmarks.build_set import FULL_CASES, QUICK_CASES, build_case, case_spec  # noqa: E402
 from flows.evaluate import evaluate_package, format_table, summarize  # noqa: E402
 from stages._shared.io import write_bytes, write_json  # noqa: E402
 
@@ -51,14 +52,32 @@ def convert_command(case: dict, case_dir: Path, track: str, out: Path) -> list[s
     return cmd
 
 
-def run_case(case: dict, set_dir: Path, track: str, out_root: Path) -> dict:
-    """Convert one case in one track (unless its conversion is stored), then score it."""
-    record_path = out_root / track / f"{case['case']}.json"
-    case_dir = set_dir / "cases" / case["case"]
-    work = out_root / track / "work" / case["case"]
+_BUILD_LOCK = threading.Lock()
+
+
+def ensure_case(spec: dict, set_dir: Path) -> dict:
+    """case.json of a case, building the case first when it is not in the set yet."""
+    path = set_dir / "cases" / spec["case"] / "case.json"
+    with _BUILD_LOCK:  # the two tracks of a case may ask at once
+        if not path.is_file():
+            build_case(spec, set_dir)
+    return json.loads(path.read_text())
+
+
+def run_case(spec: dict, set_dir: Path, track: str, out_root: Path, convert: bool = True) -> dict | None:
+    """Convert one case in one track (unless its conversion is stored), then score it.
+
+    With ``convert`` False only a stored conversion is scored (None when there is none).
+    """
+    record_path = out_root / track / f"{spec['case']}.json"
+    case_dir = set_dir / "cases" / spec["case"]
+    work = out_root / track / "work" / spec["case"]
     if record_path.is_file():
         record = json.loads(record_path.read_text())
+    elif not convert:
+        return None
     else:
+        case = ensure_case(spec, set_dir)
         cmd = convert_command(case, case_dir, track, work)
         start = time.perf_counter()
         try:
@@ -78,7 +97,7 @@ def run_case(case: dict, set_dir: Path, track: str, out_root: Path) -> dict:
         write_json(record_path, record)
         print(f"  {track} {case['case']}: exit {code}, {record['seconds']:.0f} s", file=sys.stderr, flush=True)
     package = _predicted_package(work)
-    scores = evaluate_package(package, set_dir / "gt" / case["case"], valid=record["exit_code"] == 0)
+    scores = evaluate_package(package, set_dir / "gt" / spec["case"], valid=record["exit_code"] == 0)
     return {**record, "package": str(package) if package else None, **scores}
 
 
@@ -115,7 +134,7 @@ def tables(results: list[dict]) -> str:
     return "\n\n".join(blocks)
 
 
-def write_docs(text: str, command: str, n_cases: int, load: str) -> None:
+def write_docs(text: str, command: str, n_cases: int, n_planned: int, load: str) -> None:
     """Replace the tracks section of docs/benchmarks.md (between its markers, or append it)."""
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     section = (
@@ -127,7 +146,7 @@ def write_docs(text: str, command: str, n_cases: int, load: str) -> None:
         "the true bounding-box diagonal, limit-range error in degrees (revolute) or diagonal fraction "
         "(prismatic). Medians / 90th percentiles over matched joints; found / missed / extra count "
         "joints; valid counts packages that passed validation; time is the whole convert process.\n\n"
-        f"Command (measured {when}, {n_cases} cases, `--max-dim` = true largest dimension; "
+        f"Command (measured {when}, {n_cases} of {n_planned} cases scored, `--max-dim` = true largest dimension; "
         f"load average at the end: {load}):\n\n    {command}\n\n{text}\n{DOC_END}\n"
     )
     doc = DOC.read_text()
@@ -149,21 +168,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracks", default="AB", help="tracks to run, e.g. A, B or AB")
     parser.add_argument("--jobs", type=int, default=1, help="conversions run at once")
     parser.add_argument("--write-docs", action="store_true", help="write the tables into docs/benchmarks.md")
+    parser.add_argument(
+        "--no-convert", action="store_true", help="only score the conversions already recorded under --out (a partial run)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     n_cases = QUICK_CASES if args.quick else args.cases
 
-    cases = build_set(args.set, args.seed, n_cases, args.jobs)
-    todo = [(case, track) for track in args.tracks for case in cases]
-    print(f"{len(todo)} conversion(s): {len(cases)} cases x tracks {args.tracks}, {args.jobs} at once", file=sys.stderr)
+    specs = [case_spec(args.seed, k) for k in range(n_cases)]
+    todo = [(spec, track) for spec in specs for track in args.tracks]  # case-major: a cut-short run stays balanced
+    print(f"{len(todo)} conversion(s): {len(specs)} cases x tracks {args.tracks}, {args.jobs} at once", file=sys.stderr)
     with ThreadPoolExecutor(args.jobs) as pool:  # each job waits on its own convert process
-        results = list(pool.map(lambda ct: run_case(ct[0], args.set, ct[1], args.out), todo))
+        results = list(pool.map(lambda st: run_case(st[0], args.set, st[1], args.out, not args.no_convert), todo))
+    results = [r for r in results if r is not None]
+    cases = {r["case"] for r in results}
     write_json(args.out / "results.json", results)
     text = tables(results)
     print(text)
     if args.write_docs:
         command = ".venv/bin/python benchmarks/run_tracks.py" + (" --quick" if args.quick else "") + f" --jobs {args.jobs} --write-docs"
-        write_docs(text, command, len(cases), " ".join(f"{v:.1f}" for v in os.getloadavg()))
+        write_docs(text, command, len(cases), len(specs), " ".join(f"{v:.1f}" for v in os.getloadavg()))
 
 
 if __name__ == "__main__":
