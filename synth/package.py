@@ -46,7 +46,7 @@ def write_synth_package(
     -------
     UrdfPackageResult
     """
-    from stages.urdf_package.template import Config, JointSpec, LinkSpec, write_package
+    from stages.urdf_package.template import Config, write_package
 
     if view is not None and camera is None:
         raise ValueError("`view` was given without `camera`: the masks belong to a photo, pass its camera too")
@@ -58,6 +58,23 @@ def write_synth_package(
             raise ValueError(f"`view` has no mask for parts {sorted(missing)}; render it from this object")
         masks = {p.name: view.part_masks[p.name] for p in obj.parts}
         clicks = {n: list(click_point(m)) if m.any() else None for n, m in masks.items()}
+    links, joints = package_specs(obj, {p.name: {"click": clicks.get(p.name), "confidence": 1.0} for p in obj.parts})
+    extra = {
+        "source": {"generator": "synth.objects.make_object", "category": obj.category, "seed": obj.seed},
+        "scale_m": float(obj.extents.max()),
+        "extents_m": [float(v) for v in obj.extents],
+    }
+    return write_package(name, links, joints, Path(out_dir), cfg=cfg or Config(), camera=camera, masks=masks, extra=extra)
+
+
+def package_specs(obj: SynthObject, joint_extra: dict[str, dict] | None = None) -> tuple[list, list]:
+    """Links (the coloured synth meshes, base first) and true joints for ``write_package``.
+
+    ``joint_extra`` maps a part name to more package.json keys for its joint (click, ...).
+    """
+    from stages.urdf_package.template import JointSpec, LinkSpec
+
+    joint_extra = joint_extra or {}
     links = [LinkSpec("base", obj.base)] + [LinkSpec(p.name, p.mesh) for p in obj.parts]
     joints = [
         JointSpec(
@@ -69,13 +86,8 @@ def write_synth_package(
             origin=tuple(float(v) for v in p.origin),
             lower=float(p.lower),
             upper=float(p.upper),
-            extra={"click": clicks.get(p.name), "confidence": 1.0},
+            extra=dict(joint_extra.get(p.name, {})),
         )
         for p in obj.parts
     ]
-    extra = {
-        "source": {"generator": "synth.objects.make_object", "category": obj.category, "seed": obj.seed},
-        "scale_m": float(obj.extents.max()),
-        "extents_m": [float(v) for v in obj.extents],
-    }
-    return write_package(name, links, joints, Path(out_dir), cfg=cfg or Config(), camera=camera, masks=masks, extra=extra)
+    return links, joints
