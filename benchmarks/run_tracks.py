@@ -130,8 +130,23 @@ def tables(results: list[dict]) -> str:
         for i, rs in enumerate(list(by_cat.values()) + [rows]):
             t = np.array([r["seconds"] for r in rs])
             table[i + 2] += f" {np.median(t):.0f} / {np.quantile(t, 0.9):.0f} |"
-        blocks.append(f"Track {track} ({TRACKS[track]}), {len(rows)} cases:\n\n" + "\n".join(table))
+        failed = [f"- {r['case']} (exit {r['exit_code']}): {failure_reason(r['log_tail'])}" for r in rows if r["exit_code"] != 0]
+        blocks.append(
+            f"Track {track} ({TRACKS[track]}), {len(rows)} cases:\n\n" + "\n".join(table)
+            + (f"\n\nFailed conversions (exit 1: a stage raised; exit 3: the package failed validation and is "
+               f"scored from its run directory, as invalid):\n\n" + "\n".join(failed) if failed else "")
+        )
     return "\n\n".join(blocks)
+
+
+def failure_reason(log_tail: str, limit: int = 160) -> str:
+    """The convert command's own error line(s) from its stderr, shortened."""
+    lines = [ln.strip() for ln in log_tail.splitlines()]
+    picked = [ln.removeprefix("image-to-urdf: ") for ln in lines if ln.startswith("image-to-urdf:") and "converting" not in ln]
+    picked = ["failed validation" if ln.startswith("package failed validation") else ln for ln in picked]
+    picked += [ln.removeprefix("- ") for ln in lines if ln.startswith("- joint") or ln.startswith("- link")][:2]
+    text = "; ".join(picked) or (lines[-1] if lines else "no output")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def write_docs(text: str, command: str, n_cases: int, n_planned: int, load: str) -> None:
