@@ -1,5 +1,8 @@
-"""Deterministic product-photo rendering of synth objects (numpy, CPU).
+"""Deterministic product-photo rendering of synth objects and of any URDF package (numpy, CPU).
 
+One code path (``render_meshes``) renders both: ``render_view`` a ``SynthObject`` (face colours,
+optionally procedural material textures), ``render_urdf`` a URDF loaded by ``load_urdf`` (its
+visual meshes posed by forward kinematics; UV textures or colours), each with a clip variant.
 Flat-shaded Lambertian surfaces lit by an ambient term and two soft directional lights fixed in
 the camera frame (so every view is lit like a studio photo), anti-aliased by supersampling and
 area downsampling. Masks and depth come from the same supersampled raster by a majority rule, so
@@ -9,8 +12,8 @@ area downsampling. Masks and depth come from the same supersampled raster by a m
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -194,9 +197,8 @@ def _face_albedo(meshes: list) -> np.ndarray:
     """(F, 3) float face colours in [0, 1] (grey where a mesh has none, e.g. textured meshes)."""
     out = []
     for m in meshes:
-        colours = getattr(m.visual, "face_colors", None) if m.visual.kind == "face" or m.visual.kind == "vertex" else None
-        if colours is None:
-            colours = np.full((len(m.faces), 3), 200)
+        coloured = m.visual.kind in ("face", "vertex")  # else a texture (or nothing): grey until sampled
+        colours = m.visual.face_colors if coloured else np.full((len(m.faces), 3), 200)
         out.append(np.asarray(colours, dtype=np.float64)[:, :3] / 255.0)
     return np.concatenate(out)
 
