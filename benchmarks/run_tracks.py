@@ -91,7 +91,9 @@ def run_case(spec: dict, set_dir: Path, track: str, out_root: Path, convert: boo
             shutil.rmtree(work, ignore_errors=True)  # nothing from an earlier attempt
             start = time.perf_counter()
             try:
-                proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S)
+                # cwd outside the repository: simulators drop log files (MUJOCO_LOG.TXT) where they run
+                work.parent.mkdir(parents=True, exist_ok=True)
+                proc = subprocess.run(cmd, cwd=work.parent, env=env, capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S)
                 code, log_tail = proc.returncode, proc.stderr[-2000:]
             except subprocess.TimeoutExpired:
                 code, log_tail = "timeout", f"stopped after {CONVERT_TIMEOUT_S} s"
