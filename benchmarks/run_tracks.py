@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -159,6 +160,7 @@ def failure_reason(log_tail: str, limit: int = 160) -> str:
     lines = [ln.strip() for ln in log_tail.splitlines()]
     picked = [ln.removeprefix("image-to-urdf: ") for ln in lines if ln.startswith("image-to-urdf:") and "converting" not in ln]
     picked = ["failed validation" if ln.startswith("package failed validation") else ln for ln in picked]
+    picked = [re.sub(r"^error: \S+?: ", "", ln) for ln in picked]  # drop the photo's path
     picked += [ln.removeprefix("- ") for ln in lines if ln.startswith("- joint") or ln.startswith("- link")][:2]
     text = "; ".join(picked) or (lines[-1] if lines else "no output")
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -177,7 +179,7 @@ def write_docs(text: str, command: str, n_cases: int, n_planned: int, load: str)
         "(prismatic). Medians / 90th percentiles over matched joints; found / missed / extra count "
         "joints; valid counts packages that passed validation; time is the whole convert process.\n\n"
         f"Command (measured {when}, {n_cases} of {n_planned} cases scored, `--max-dim` = true largest dimension; "
-        f"load average at the end: {load}):\n\n    {command}\n\n{text}\n{DOC_END}\n"
+        f"{load}):\n\n    {command}\n\n{text}\n{DOC_END}\n"
     )
     doc = DOC.read_text()
     if DOC_START in doc:
@@ -217,7 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if args.write_docs:
         command = ".venv/bin/python benchmarks/run_tracks.py" + (" --quick" if args.quick else "") + f" --jobs {args.jobs} --write-docs"
-        write_docs(text, command, len(cases), len(specs), " ".join(f"{v:.1f}" for v in os.getloadavg()))
+        load = "scored from recorded conversions" if args.no_convert else "load average at the end: " + " ".join(
+            f"{v:.1f}" for v in os.getloadavg()
+        )
+        write_docs(text, command, len(cases), len(specs), load)
 
 
 if __name__ == "__main__":
