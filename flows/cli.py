@@ -49,7 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     browse.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1, this machine only)")
     _add_batch_parser(sub)
     _add_serve_parser(sub)
+    _add_eval_parser(sub)
     return parser
+
+
+def _add_eval_parser(sub) -> None:
+    evaluate = sub.add_parser(
+        "eval", help="score a predicted package against a ground-truth one (or a folder of <case>/ packages)"
+    )
+    evaluate.add_argument("pred", type=Path, help="predicted package folder, or a folder of <case>/ packages")
+    evaluate.add_argument("gt", type=Path, help="ground-truth package folder, or a folder of <case>/ packages")
+    evaluate.add_argument("--json", type=Path, metavar="PATH", help="also write the full scores as JSON")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         return _browse(args)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "eval":
+        return _eval(args)
     try:
         config = _resolve_config(args)
         if args.command == "config":
@@ -190,6 +202,20 @@ def _browse(args) -> int:
         return EXIT_BAD_INPUT
     serve(args.runs_dir, host=args.host, port=args.port)
     return 0
+
+
+def _eval(args) -> int:
+    from flows.evaluate import main_eval
+
+    for path in (args.pred, args.gt):
+        if not path.is_dir():
+            print(f"image-to-urdf: error: {path}: not a folder; pass a package folder or a folder of packages", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        return main_eval(args.pred, args.gt, args.json)
+    except ValueError as exc:
+        print(f"image-to-urdf: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def _setup_logging() -> None:

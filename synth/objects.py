@@ -4,7 +4,9 @@ Every object is built from boxes and cylinders with manifold3d booleans, so each
 watertight: the base has a real cavity behind every door and a slot behind every drawer, and the
 parts clear the base through their whole joint range. Faces carry colours (``visual.face_colors``)
 that a renderer can shade directly: cavity interiors are dark so the seams around doors and
-drawers read as dark lines, handles contrast with their panels.
+drawers read as dark lines, handles contrast with their panels. Faces also carry a material
+(``face_attributes["material"]``, an index into ``MATERIALS``: wood, brushed metal, plastic,
+matte) from which the renderer draws procedural textures (wood grain, brushing, speckle).
 
 Frames and units follow the project conventions: metres and radians, base frame z-up with its
 origin at the bottom centre of the object's bounding box at rest, +x pointing out of the front.
@@ -48,6 +50,9 @@ CUT_OVERSHOOT_M = 0.01
 EMBED_M = 0.002
 #: Segments of a full circle for cylinders.
 CIRCLE_SEGMENTS = 40
+#: Surface materials; ``mesh.face_attributes["material"]`` holds an index into this tuple per face.
+#: The renderer draws a procedural texture for each (``matte``: none, e.g. cavities and glass).
+MATERIALS = ("matte", "plastic", "wood", "metal")
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _JOINT_TYPES = ("revolute", "prismatic")
@@ -275,6 +280,14 @@ class _Kit:
 
     def __init__(self):
         self.colours: dict[int, RGBA] = {}
+        self.materials: dict[RGBA, str] = {INTERIOR_RGBA: "matte"}  # by colour; "plastic" if absent
+
+    def material(self, rgba: RGBA, name: str) -> RGBA:
+        """Record that faces of colour ``rgba`` are made of ``name`` (one of ``MATERIALS``)."""
+        if name not in MATERIALS:
+            raise ValueError(f"`name` must be one of {MATERIALS}, got {name!r}")
+        self.materials[tuple(int(c) for c in rgba)] = name
+        return rgba
 
     def paint(self, solid: Manifold, rgba: RGBA) -> Manifold:
         solid = solid.as_original()
@@ -309,6 +322,8 @@ class _Kit:
         colours = np.repeat(palette, run_tris, axis=0)
         out = trimesh.Trimesh(vertices, faces, process=False)
         out.visual.face_colors = colours
+        codes = np.array([MATERIALS.index(self.materials.get(self.colours[i], "plastic")) for i in run_ids], dtype=np.int64)
+        out.face_attributes["material"] = np.repeat(codes, run_tris)
         if not out.is_watertight or out.volume <= 0:
             raise ValueError(f"built solid is not a watertight positive-volume mesh ({len(faces)} faces)")
         return out
@@ -342,6 +357,8 @@ _APPLIANCE = [(240, 240, 238), (184, 187, 191), (56, 56, 60)]
 _LAPTOP = [(196, 198, 202), (92, 94, 99), (50, 50, 54), (214, 200, 186)]
 _METALS = [(205, 205, 210), (190, 160, 92), (150, 152, 156)]
 _DARK_METALS = [(52, 52, 56), (24, 24, 26), (80, 74, 68)]
+#: Body colours drawn as brushed metal (stainless steel, aluminium).
+_STEELS = [(184, 187, 191), (196, 198, 202), (172, 174, 178)]
 
 
 @dataclass(frozen=True)
@@ -369,15 +386,27 @@ def _shade(rgba: RGBA, factor: float) -> RGBA:
     return _rgba(np.asarray(rgba[:3], dtype=np.float64) * factor)
 
 
-def _style(rng: np.random.Generator, palette: list, two_tone: float = 0.0, accent=(44, 48, 56)) -> _Style:
-    body = _rgba(palette[rng.integers(len(palette))], rng, 8)
-    panel = body
+def _style(kit: "_Kit", rng: np.random.Generator, palette: list, two_tone: float = 0.0, accent=(44, 48, 56)) -> _Style:
+    """Colours of one object; their materials are recorded in ``kit`` (wood for wood colours,
+    brushed metal for handles and stainless steel, matte for windows and panels, else plastic)."""
+    i = rng.integers(len(palette))
+    body = kit.material(_rgba(palette[i], rng, 8), _material_of(palette[i]))
+    panel, j = body, i
     if rng.random() < two_tone:
-        panel = _rgba(palette[rng.integers(len(palette))], rng, 8)
+        j = rng.integers(len(palette))
+        panel = kit.material(_rgba(palette[j], rng, 8), _material_of(palette[j]))
     metals = _METALS if _luma(panel) < 140 else _DARK_METALS
-    handle = _rgba(metals[rng.integers(len(metals))], rng, 6)
+    handle = kit.material(_rgba(metals[rng.integers(len(metals))], rng, 6), "metal")
     tray = _shade(panel, 0.85) if _luma(panel) > 90 else _rgba((180, 170, 150), rng, 8)
-    return _Style(body=body, panel=panel, handle=handle, tray=tray, accent=_rgba(accent, rng, 4))
+    kit.material(tray, "wood" if _material_of(palette[j]) == "wood" or _luma(panel) <= 90 else "plastic")
+    return _Style(body=body, panel=panel, handle=handle, tray=tray, accent=kit.material(_rgba(accent, rng, 4), "matte"))
+
+
+def _material_of(rgb) -> str:
+    rgb = tuple(rgb)
+    if rgb in _WOODS:
+        return "wood"
+    return "metal" if rgb in _STEELS else "plastic"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +419,7 @@ class _Opening:
     """A rectangular opening in the body's front face (x = xf) and the part that closes it.
 
     ``kind`` is "door" (vertical hinge on side ``hinge`` = "left" (-y) or "right" (+y)), "flap"
-    (drop-down, hinge at the bottom) or "drawer". ``handle`` is "bar", "knob", "recessed" or
+    (hinge = "bottom": drops down, the default; "top": lifts up) or "drawer". ``handle`` is "bar", "knob", "recessed" or
     "none". ``shape`` "round" makes a round door inscribed in the rectangle.
     """
 
@@ -497,7 +526,8 @@ def _front_part(kit: _Kit, rng: np.random.Generator, style: _Style, front: _Fron
             pos = (y0 + 0.45 * margin if op.hinge == "right" else y1 - 0.45 * margin, zc)
             length = 0.3 * h
     elif op.kind == "flap":
-        pos, along, length = (yc, z1 - margin), "y", float(np.clip(0.6 * w, 0.1, 0.6))
+        hz = z0 + margin if op.hinge == "top" else z1 - margin
+        pos, along, length = (yc, hz), "y", float(np.clip(0.6 * w, 0.1, 0.6))
     else:
         hz = zc + (0.25 * h if h > 0.2 else 0.0)
         pos, along, length = (yc, hz), "y", float(np.clip(0.4 * w, 0.08, 0.3))
@@ -526,6 +556,8 @@ def _front_part(kit: _Kit, rng: np.random.Generator, style: _Style, front: _Fron
     if op.kind == "drawer":
         tray_len = front.cavity_depth - 0.01
         return _PartSpec(op.name, solid, "prismatic", (1.0, 0.0, 0.0), (xs, yc, zc), 0.0, 0.8 * tray_len)
+    if op.kind == "flap" and op.hinge == "top":  # hinge along the front top edge, bottom lifts towards +x
+        return _PartSpec(op.name, solid, "revolute", (0.0, -1.0, 0.0), (xs, yc, z1), 0.0, op.upper)
     if op.kind == "flap":  # hinge along the front bottom edge, top falls towards +x
         return _PartSpec(op.name, solid, "revolute", (0.0, 1.0, 0.0), (xs, yc, z0), 0.0, op.upper)
     if op.hinge == "right":  # hinge on the +y edge, free edge swings out towards +x
@@ -641,7 +673,7 @@ def _stack(z0: float, z1: float, n: int, rail: float, rng, graduated: bool) -> l
 
 
 def _cabinet(kit, rng):
-    style = _style(rng, _WOODS + _PAINTS, two_tone=0.25)
+    style = _style(kit, rng, _WOODS + _PAINTS, two_tone=0.25)
     W, H, D = rng.uniform(0.4, 1.0), rng.uniform(0.5, 1.1), rng.uniform(0.35, 0.6)
     foot = rng.uniform(0.03, 0.09) if rng.random() < 0.6 else 0.0
     front = _front_dims(rng, D, W, foot, foot + H)
@@ -658,7 +690,7 @@ def _cabinet(kit, rng):
 
 
 def _drawer_unit(kit, rng):
-    style = _style(rng, _WOODS + _PAINTS, two_tone=0.3)
+    style = _style(kit, rng, _WOODS + _PAINTS, two_tone=0.3)
     W, D = rng.uniform(0.35, 0.8), rng.uniform(0.35, 0.55)
     n = int(rng.integers(2, 5))
     H = rng.uniform(0.16, 0.26) * n + 0.06
@@ -674,7 +706,7 @@ def _drawer_unit(kit, rng):
 
 
 def _microwave(kit, rng):
-    style = _style(rng, _APPLIANCE, accent=(30, 34, 40))
+    style = _style(kit, rng, _APPLIANCE, accent=(30, 34, 40))
     W, H, D = rng.uniform(0.45, 0.6), rng.uniform(0.26, 0.35), rng.uniform(0.33, 0.45)
     foot = 0.012
     front = _front_dims(rng, D, W, foot, foot + H, panel_t=(0.02, 0.03), back=(0.04, 0.08))
@@ -709,7 +741,8 @@ def _control_panel(kit, rng, style, xf, y0, y1, z0, z1, kind) -> list:
 
 
 def _laptop(kit, rng):
-    shell = _rgba(_LAPTOP[rng.integers(len(_LAPTOP))], rng, 6)
+    i = rng.integers(len(_LAPTOP))
+    shell = kit.material(_rgba(_LAPTOP[i], rng, 6), _material_of(_LAPTOP[i]))
     D, W = rng.uniform(0.2, 0.26), rng.uniform(0.3, 0.38)
     hb, tl, g = rng.uniform(0.012, 0.018), rng.uniform(0.005, 0.008), 0.003
     phi0 = np.deg2rad(rng.uniform(100.0, 115.0))
@@ -757,19 +790,19 @@ def _lidded_box(kit, rng, style, D, W, H, wall, pedal=False):
 
 
 def _box_lid(kit, rng):
-    style = _style(rng, _WOODS + _PAINTS, two_tone=0.3)
+    style = _style(kit, rng, _WOODS + _PAINTS, two_tone=0.3)
     D, W, H = rng.uniform(0.15, 0.4), rng.uniform(0.2, 0.5), rng.uniform(0.1, 0.3)
     return _lidded_box(kit, rng, style, D, W, H, rng.uniform(0.008, 0.016))
 
 
 def _trash_can(kit, rng):
-    style = _style(rng, _APPLIANCE + _PAINTS, two_tone=0.3)
+    style = _style(kit, rng, _APPLIANCE + _PAINTS, two_tone=0.3)
     D, W, H = rng.uniform(0.25, 0.35), rng.uniform(0.25, 0.4), rng.uniform(0.4, 0.7)
     return _lidded_box(kit, rng, style, D, W, H, rng.uniform(0.006, 0.01), pedal=rng.random() < 0.6)
 
 
 def _oven(kit, rng):
-    style = _style(rng, _APPLIANCE, accent=(28, 30, 34))
+    style = _style(kit, rng, _APPLIANCE, accent=(28, 30, 34))
     W, H, D = rng.uniform(0.5, 0.76), rng.uniform(0.82, 0.95), rng.uniform(0.55, 0.65)
     front = _front_dims(rng, D, W, 0.0, H, panel_t=(0.025, 0.035), back=(0.03, 0.05))
     border = rng.uniform(0.015, 0.03)
@@ -788,7 +821,7 @@ def _oven(kit, rng):
 
 
 def _fridge(kit, rng):
-    style = _style(rng, _APPLIANCE)
+    style = _style(kit, rng, _APPLIANCE)
     W, H, D = rng.uniform(0.55, 0.9), rng.uniform(1.4, 1.9), rng.uniform(0.6, 0.72)
     foot = 0.03
     front = _front_dims(rng, D, W, foot, foot + H, panel_t=(0.04, 0.06), back=(0.04, 0.06))
@@ -812,7 +845,7 @@ def _fridge(kit, rng):
 
 
 def _dishwasher(kit, rng):
-    style = _style(rng, _APPLIANCE, accent=(40, 42, 46))
+    style = _style(kit, rng, _APPLIANCE, accent=(40, 42, 46))
     W, H, D = rng.uniform(0.45, 0.6), rng.uniform(0.8, 0.88), rng.uniform(0.55, 0.62)
     kick = rng.uniform(0.06, 0.1)
     front = _front_dims(rng, D, W, 0.0, H, panel_t=(0.03, 0.045), back=(0.03, 0.05))
@@ -826,7 +859,7 @@ def _dishwasher(kit, rng):
 
 
 def _washer(kit, rng):
-    style = _style(rng, _APPLIANCE, accent=(34, 40, 48))
+    style = _style(kit, rng, _APPLIANCE, accent=(34, 40, 48))
     W, H, D = rng.uniform(0.56, 0.62), rng.uniform(0.82, 0.88), rng.uniform(0.5, 0.62)
     front = _front_dims(rng, D, W, 0.0, H, panel_t=(0.04, 0.06), back=(0.08, 0.12))
     strip = rng.uniform(0.1, 0.14)
@@ -842,7 +875,7 @@ def _washer(kit, rng):
 
 
 def _safe(kit, rng):
-    style = _style(rng, [(64, 66, 70), (90, 94, 98), (150, 30, 28), (210, 210, 205)], accent=(30, 30, 30))
+    style = _style(kit, rng, [(64, 66, 70), (90, 94, 98), (150, 30, 28), (210, 210, 205)], accent=(30, 30, 30))
     s = rng.uniform(0.3, 0.6)
     W, H, D = s * rng.uniform(0.9, 1.2), s * rng.uniform(0.9, 1.3), s * rng.uniform(0.85, 1.1)
     front = _front_dims(rng, D, W, 0.0, H, panel_t=(0.03, 0.05), back=(0.04, 0.07))
@@ -859,7 +892,7 @@ def _safe(kit, rng):
 
 
 def _storage_cabinet(kit, rng):
-    style = _style(rng, _WOODS + _PAINTS, two_tone=0.3)
+    style = _style(kit, rng, _WOODS + _PAINTS, two_tone=0.3)
     W, H, D = rng.uniform(0.6, 1.0), rng.uniform(0.8, 1.4), rng.uniform(0.4, 0.6)
     foot = rng.uniform(0.03, 0.08)
     front = _front_dims(rng, D, W, foot, foot + H)
@@ -867,7 +900,8 @@ def _storage_cabinet(kit, rng):
     handle = _handle_kind(rng)
     y0, y1, z0, z1 = -W / 2 + border, W / 2 - border, foot + border, foot + H - border
     ops = []
-    if rng.random() < 0.5:  # a row of drawers on top, doors below
+    layout = rng.random()
+    if layout < 0.35:  # a row of drawers on top, doors below
         n_dr = int(rng.integers(1, 3))
         zd = z1 - rng.uniform(0.14, 0.2)
         edges = np.linspace(y0, y1, n_dr + 1)
@@ -876,6 +910,10 @@ def _storage_cabinet(kit, rng):
             b = edges[i + 1] - (rail / 2 if i < n_dr - 1 else 0.0)
             ops.append(_Opening(f"drawer_{i}", "drawer", a, b, zd, z1, handle=handle))
         ops += _doors_in(rng, y0, y1, z0, zd - rail, 2 if W > 0.7 else 1, ["door_0", "door_1"], handle, _door_upper(rng))
+    elif layout < 0.7:  # a top-hinged flap (hutch) over doors
+        zf = z1 - rng.uniform(0.2, 0.3)
+        ops.append(_Opening("flap_0", "flap", y0, y1, zf, z1, "top", handle, upper=float(rng.uniform(1.2, 1.5))))
+        ops += _doors_in(rng, y0, y1, z0, zf - rail, 2 if W > 0.7 else 1, ["door_0", "door_1"], handle, _door_upper(rng))
     else:  # a column of drawers on the right, a door on the left
         ys = y0 + (y1 - y0) * rng.uniform(0.45, 0.6)
         ops.append(_Opening("door_0", "door", y0, ys, z0, z1, "left", handle, upper=_door_upper(rng)))

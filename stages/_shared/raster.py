@@ -13,8 +13,9 @@ import numpy as np
 
 from stages._shared.camera import Camera
 
-#: Upper bound on candidate (face, pixel) pairs processed at once; bounds peak memory (~200 MB).
-MAX_FRAGMENTS_PER_CHUNK = 4_000_000
+#: Upper bound on candidate (face, pixel) pairs processed at once; bounds peak memory (~15 MB).
+#: Small chunks are also faster (2-4x at 1024x1024 here): their arrays stay in the CPU caches.
+MAX_FRAGMENTS_PER_CHUNK = 250_000
 #: Points closer than this to the camera plane (metres) are not rasterised.
 NEAR_M = 1e-3
 

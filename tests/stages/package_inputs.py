@@ -6,6 +6,7 @@ exact: the synth meshes, the rendered part masks and the ground-truth joints.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from stages._shared.io import write_image, write_json, write_mesh
@@ -14,6 +15,7 @@ from stages.joint_fit import JointEstimate, JointFitResult
 from stages.part_masks import PartMask, PartMasksResult
 from stages.urdf_package.template import JointSpec, LinkSpec
 from synth.objects import SynthObject
+from synth.package import package_specs as synth_package_specs
 from synth.render import RenderedView, click_point
 
 
@@ -74,19 +76,5 @@ def package_specs(obj: SynthObject, **overrides) -> tuple[list[LinkSpec], list[J
 
     ``overrides`` maps a part name to a dict of JointSpec fields to replace (e.g. a wrong axis).
     """
-    links = [LinkSpec("base", obj.base)] + [LinkSpec(p.name, p.mesh) for p in obj.parts]
-    joints = []
-    for p in obj.parts:
-        fields = dict(
-            name=f"{p.name}_joint",
-            type=p.joint_type,
-            parent="base",
-            child=p.name,
-            axis=tuple(float(v) for v in p.axis),
-            origin=tuple(float(v) for v in p.origin),
-            lower=p.lower,
-            upper=p.upper,
-        )
-        fields.update(overrides.get(p.name, {}))
-        joints.append(JointSpec(**fields))
-    return links, joints
+    links, joints = synth_package_specs(obj)
+    return links, [replace(j, **overrides.get(j.child, {})) for j in joints]

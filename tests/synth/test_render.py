@@ -146,3 +146,91 @@ def test_assets_match_the_generator():
         assert view.part_masks[name][y, x]
     assert [j["name"] for j in record["joints"]] == [p.name for p in obj.parts]
     assert (ASSETS / record["motion"]["file"]).is_file()
+
+
+def test_textures_change_colour_only_and_stick_to_their_part():
+    """Procedural textures vary the albedo inside materials, never the masks or depth, and move with the part."""
+    obj = make_object("storage_cabinet", 0)
+    camera = product_camera(obj, 0, SIZE, SIZE)
+    flat, tex = render_view(obj, camera), render_view(obj, camera, textured=True)
+    assert np.array_equal(flat.mask, tex.mask) and np.array_equal(flat.depth, tex.depth)
+    assert np.any(flat.rgb != tex.rgb)
+    assert np.array_equal(tex.rgb, render_view(obj, camera, textured=True).rgb)  # deterministic
+    from synth.render import material_texture
+
+    points = np.random.default_rng(0).uniform(-0.5, 0.5, (500, 3))
+    for material in ("wood", "metal", "plastic"):
+        f = material_texture(material, points, seed=3)
+        assert f.std() > 1e-3 and 0.7 < f.min() and f.max() < 1.2
+        assert np.array_equal(f, material_texture(material, points, seed=3))
+    # Texture coordinates are the rest-pose surface points: on an opened drawer, the textured /
+    # flat colour ratio is the material texture at the pixel's point moved back to rest.
+    drawer = make_object("drawer_unit", 1)
+    cam = product_camera(drawer, 0, SIZE, SIZE)
+    part = drawer.parts[0]
+    value = 0.6 * part.upper
+    flat = render_view(drawer, cam, {part.name: value}, supersample=1)
+    tex = render_view(drawer, cam, {part.name: value}, supersample=1, textured=True)
+    from scipy.ndimage import binary_erosion
+
+    inner = binary_erosion(flat.part_masks[part.name], iterations=2) & (flat.rgb.min(axis=2) > 60)
+    rows, cols = np.nonzero(inner)
+    rays = cam.rays()[rows, cols]
+    z_axis = cam.pose[:3, 2]
+    points = cam.position + rays * (flat.depth[rows, cols] / (rays @ z_axis))[:, None]  # posed, base frame
+    rest = points - part.axis * value
+    ratio = tex.rgb[rows, cols].astype(float).mean(axis=1) / flat.rgb[rows, cols].astype(float).mean(axis=1)
+    from synth.objects import MATERIALS
+
+    material = MATERIALS[int(np.bincount(part.mesh.face_attributes["material"]).argmax())]
+    assert material != "matte"
+    at_rest = np.abs(ratio - material_texture(material, rest, drawer.seed)).mean()
+    at_posed = np.abs(ratio - material_texture(material, points, drawer.seed)).mean()
+    assert at_rest < 0.01 and at_rest < 0.5 * at_posed
+
+
+def test_render_urdf_matches_the_synth_render_of_its_package(tmp_path):
+    """One code path: the package of a synth object renders with the object's masks and depth."""
+    from stages.urdf_package.template import Config
+    from synth.package import write_synth_package
+    from synth.render import camera_for_points, load_urdf, render_urdf, render_urdf_clip
+
+    obj = make_object("cabinet", 1)
+    camera = product_camera(obj, 8, SIZE, SIZE)
+    view = render_view(obj, camera)
+    package = write_synth_package(obj, tmp_path, "cab", camera, view, Config(coacd_mcts_iterations=10, coacd_resolution=300))
+    scene = load_urdf(package.urdf)
+    assert scene.parts == [p.name for p in obj.parts]
+    assert np.allclose(camera_for_points(scene.points(), 8, SIZE, SIZE).pose, camera.pose, atol=1e-6)
+    urdf_view = render_urdf(scene, camera)
+    assert np.array_equal(urdf_view.mask, np.isfinite(urdf_view.depth))
+    assert (urdf_view.mask != view.mask).mean() < 1e-3
+    for name, mask in view.part_masks.items():
+        inter = (urdf_view.part_masks[name] & mask).sum()
+        assert inter / (urdf_view.part_masks[name] | mask).sum() > 0.98
+    ok = np.isfinite(view.depth) & np.isfinite(urdf_view.depth)
+    assert np.allclose(view.depth[ok], urdf_view.depth[ok], atol=1e-6)  # metres
+    # The clip opens the chosen joint from rest.
+    joint = scene.joint_of_part["door_0"]
+    frames = render_urdf_clip(scene, camera, joint, n_frames=3)
+    assert np.array_equal(frames[0].mask, urdf_view.mask)
+    opened = render_view(obj, camera, {"door_0": obj.part("door_0").opening_limit})
+    assert (frames[-1].part_masks["door_0"] != opened.part_masks["door_0"]).mean() < 2e-3
+    with pytest.raises(ValueError, match="joint"):
+        render_urdf_clip(scene, camera, "nope")
+
+
+def test_render_urdf_of_a_hand_written_package():
+    """A third-party style URDF (hand-written, textured OBJs): part mask is the lid's subtree."""
+    from synth.render import camera_for_points, load_urdf, render_urdf
+
+    scene = load_urdf(Path(__file__).resolve().parents[1] / "data" / "hinged_box" / "hinged_box.urdf")
+    assert scene.parts == ["lid"] and scene.part_of_link == {"base": None, "lid": "lid"}
+    camera = camera_for_points(scene.points(), 0, SIZE, SIZE)
+    rest, opened = render_urdf(scene, camera), render_urdf(scene, camera, {"lid_joint": 1.2})
+    for view in (rest, opened):
+        assert np.array_equal(view.mask, np.isfinite(view.depth))
+        assert not np.any(view.part_masks["lid"] & ~view.mask)
+    assert rest.part_masks["lid"].any() and not np.array_equal(rest.part_masks["lid"], opened.part_masks["lid"])
+    with pytest.raises(ValueError, match="unknown joints"):
+        render_urdf(scene, camera, {"hinge": 0.1})
