@@ -594,6 +594,19 @@ def _cell_panels(cfg: Config, face: _Face, cell: _Cell) -> list[_Panel]:
     return [_make_panel(cfg, face, half, _handle_blobs(cfg, face, half)) for half in halves]
 
 
+#: A blob at least this many times longer than wide is a bar (a pull handle), not a knob or a dial.
+_BAR_ASPECT = 3.0
+
+
+def _main_handle(handles: list[_Handle]) -> _Handle | None:
+    """The blob that opens the panel: a bar if there is one (a safe's pull beside its round
+    dial), else the most salient."""
+    if not handles:
+        return None
+    bars = [b for b in handles if max(b.size) >= _BAR_ASPECT * max(min(b.size), 1)]
+    return max(bars or handles, key=lambda b: b.score)
+
+
 def _make_panel(cfg: Config, face: _Face, cell: _Cell, blobs: list[_Handle]) -> _Panel:
     """Score one cell and guess its joint from its handle."""
     H, W = face.valid.shape
@@ -610,7 +623,7 @@ def _make_panel(cfg: Config, face: _Face, cell: _Cell, blobs: list[_Handle]) -> 
 
     handles = [b for b in blobs if not b.control]
     controls = len(handles) < len(blobs)
-    handle = max(handles, key=lambda b: b.score) if handles else None
+    handle = _main_handle(handles)
     joint_type, hinge_side = _joint_from_handle(cfg, face.face, handle, rect)
 
     area_fraction = float(face.valid[r0:r1, c0:c1].sum()) / float(face.valid.sum())
