@@ -123,7 +123,7 @@ def run_case(category: str, seed: int, size: int, work: Path) -> dict:
     seg = segment3d.run(cfg.segment3d, case.recon, gt_masks, work / "gt" / "seg")
     mesh, labels = read_mesh(seg.mesh), np.load(seg.labels)
     row["face_iou"] = [
-        _iou(labels == k + 1, gt_faces(case, mesh, p.name)) for k, p in enumerate(gt_masks.parts)
+        mask_iou(labels == k + 1, gt_faces(case, mesh, p.name)) for k, p in enumerate(gt_masks.parts)
     ]
     am = amodal.run(cfg.amodal, case.recon, gt_masks, seg, work / "gt" / "amodal")
     base, parts = read_mesh(am.base_mesh), [read_mesh(p) for p in am.part_meshes]
@@ -141,11 +141,6 @@ def _at_size(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     import cv2
 
     return cv2.resize(mask.astype(np.uint8), shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.sum(a | b)
-    return float(np.sum(a & b) / union) if union else 1.0
 
 
 def _in_camera(mesh, camera):
@@ -180,9 +175,11 @@ def _matches(predicted: list, true: list) -> list[tuple[int, int]]:
     """(predicted, true) index pairs of the Hungarian matching on IoU that reach MATCH_IOU."""
     from scipy.optimize import linear_sum_assignment
 
+    from tests.stages.synth_inputs import mask_iou
+
     if not predicted or not true:
         return []
-    iou = np.array([[_iou(p, t) for t in true] for p in predicted])
+    iou = np.array([[mask_iou(p, t) for t in true] for p in predicted])
     rows, cols = linear_sum_assignment(-iou)
     return [(int(i), int(j)) for i, j in zip(rows, cols) if iou[i, j] >= MATCH_IOU]
 

@@ -589,11 +589,13 @@ def _limits_clear_of_pieces(cfg: Config, joints: list, pieces: dict, solids: dic
             moving = [b for n in subtree for b in bodies[n]]
             static = [b for n, bs in bodies.items() if n not in subtree for b in bs]
 
-            def depth(magnitude: float) -> float:
-                T = joint_matrix(j.type, np.asarray(j.axis), np.asarray(j.origin), magnitude)
+            def pose(T: np.ndarray) -> None:
                 orn = Rotation.from_matrix(T[:3, :3]).as_quat()  # x, y, z, w
                 for b in moving:
                     p.resetBasePositionAndOrientation(b, T[:3, 3].tolist(), orn.tolist(), physicsClientId=client)
+
+            def depth(magnitude: float) -> float:
+                pose(joint_matrix(j.type, np.asarray(j.axis), np.asarray(j.origin), magnitude))
                 return max(
                     [-c[8] for a in moving for b in static
                      for c in p.getClosestPoints(a, b, distance=0.0, physicsClientId=client)],
@@ -619,7 +621,7 @@ def _limits_clear_of_pieces(cfg: Config, joints: list, pieces: dict, solids: dic
                         j, lower=lower, upper=upper, extra={**j.extra, "limits_before_collision_check": [j.lower, j.upper]}
                     )
                 out.append(j)
-            depth(0.0)  # back to rest for the next joint's sweep
+            pose(np.eye(4))  # back to rest for the next joint's sweep
         return out
     finally:
         p.disconnect(physicsClientId=client)
