@@ -1,8 +1,9 @@
 """Which stages need a CUDA GPU, and a check that fails before any work when there is none.
 
 A stage backend declares its device in its ``Config``: a ``device`` field (``"cpu"``,
-``"cuda"``, ``"cuda:1"``) for backends that can run on either, or ``requires_cuda: ClassVar[bool]
-= True`` for GPU-only ones. The flow tags the tasks of such stages ``gpu`` (a Prefect tag
+``"cuda"``, ``"cuda:1"``) for backends that can run on either, ``requires_cuda: ClassVar[bool]
+= True`` for GPU-only ones, or a ``requires_cuda`` property when a setting decides (joint_fit's
+``renderer="nvdiffrast"``). The flow tags the tasks of such stages ``gpu`` (a Prefect tag
 concurrency limit bounds them) and deployments send runs that need them to the ``gpu`` work
 pool, whose workers are started one per GPU with ``CUDA_VISIBLE_DEVICES`` pinned (flows/serve.py).
 """
@@ -21,7 +22,7 @@ class DeviceError(RuntimeError):
 
 def uses_cuda(stage_cfg) -> bool:
     """True when a stage backend's ``Config`` needs a CUDA GPU (see the module docstring)."""
-    if getattr(type(stage_cfg), "requires_cuda", False):
+    if getattr(stage_cfg, "requires_cuda", False):  # a ClassVar or a property of the instance
         return True
     return str(getattr(stage_cfg, "device", "cpu")).startswith("cuda")
 
@@ -59,7 +60,8 @@ def check_devices(cfg) -> None:
     where = f" with CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
     raise DeviceError(
         f"{backends} need(s) a CUDA GPU, but torch sees none on this machine{where}. Use the `cpu` "
-        "preset or a CPU backend for these stages (--set STAGE.device=cpu where the backend has one), "
+        "preset or a CPU backend for these stages (--set STAGE.device=cpu where the backend has one, "
+        "--set joint_fit.renderer=auto for joint_fit), "
         "or run this deployment on the `gpu` work pool"
     )
 

@@ -12,7 +12,8 @@ For each part and its clip (frame 0 at rest, same camera as the photo):
    frame) are separate layers composited by soft depth blending (see ``soft_render``). Surfaces
    take frame 0's colours where frame 0 saw them (the part's through the *rest* position of each
    surface point); unseen surfaces get a shaded albedo (the base's estimated from what the motion
-   reveals, the part's learned).
+   reveals, the part's learned). The part is drawn by the soft torch rasteriser, or on a CUDA
+   GPU by nvdiffrast (``renderer``; see ``cuda_render``), into the same kind of layer.
 4. Initialise (ATOP-style): discrete candidates from the part's bounding box (axes = its 3
    principal directions x both signs; revolute lines through the centre, face centres and edge
    midlines; a thin panel only swings about an edge), each scored at low resolution with the
@@ -54,6 +55,11 @@ class Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     backend: Literal["dual_quaternion"] = "dual_quaternion"
+    renderer: Literal["auto", "torch", "nvdiffrast"] = Field(
+        "auto",
+        description="differentiable renderer: 'torch' (soft rasteriser, CPU), 'nvdiffrast' (CUDA only; pip install "
+        "'image-to-urdf[cuda]'), 'auto' = nvdiffrast where torch sees CUDA and nvdiffrast imports, else torch",
+    )
     fit_size: int = Field(256, ge=32, description="long side of the images for the final refinement, pixels")
     coarse_size: int = Field(
         128, ge=16, description="long side of the images for the coarse refinement, pixels"
@@ -96,9 +102,9 @@ class Config(BaseModel):
         description="weight of 1 - cos^2 between the axis and its candidate's box axis (box-like parts move along "
         "their box axes)",
     )
-    sigma_px: float = Field(0.6, gt=0, description="edge softness of the soft rasteriser, pixels")
+    sigma_px: float = Field(0.6, gt=0, description="edge softness of the soft rasteriser (torch renderer), pixels")
     tau_layer: float = Field(
-        0.003, gt=0, description="depth softness within a layer, fraction of the object's diagonal"
+        0.003, gt=0, description="depth softness within a layer (torch renderer), fraction of the object's diagonal"
     )
     tau_blend: float = Field(
         0.01, gt=0, description="depth softness between base and part, fraction of the object's diagonal"
@@ -155,6 +161,11 @@ class Config(BaseModel):
         1, ge=1, description="torch CPU threads while fitting (1 is fastest on a shared machine)"
     )
 
+    @property
+    def requires_cuda(self) -> bool:
+        """True for ``renderer="nvdiffrast"``: the stage then runs only where CUDA is (flows/devices.py)."""
+        return self.renderer == "nvdiffrast"
+
 
 def run(cfg: Config, recon, amodal, video, out_dir: Path):
     """Fit one joint per clip of ``video``; clip k belongs to ``amodal.part_meshes[k]``.
@@ -177,9 +188,11 @@ def run(cfg: Config, recon, amodal, video, out_dir: Path):
     """
     import torch
 
-    from stages.joint_fit import JointFitResult
+    from stages.joint_fit import JointFitResult, cuda_render
 
     # 1. check inputs
+    renderer = cuda_render.choose_renderer(cfg.renderer)  # before any work: nvdiffrast may be missing
+    log.info("joint_fit: renderer %s (setting %r)", renderer, cfg.renderer)
     if len(video.clips) != len(amodal.part_meshes):
         raise ValueError(
             f"`video` has {len(video.clips)} clip(s) but `amodal` has {len(amodal.part_meshes)} part mesh(es); "
@@ -381,6 +394,7 @@ class _Part:
     forward: object  # (3,) camera viewing direction, base frame
     seen_tol: float
     neighbours: object  # (F, 3) face across each edge, or None when the mesh is not closed
+    glctx: object  # nvdiffrast RasterizeCudaContext (CUDA renderer), None for the soft torch rasteriser
 
 
 def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray], diag: float) -> dict:
@@ -392,6 +406,8 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
     ``part``; the rest of the report (candidates, loss curves, settings) goes to fit.json.
     """
     import torch
+
+    from stages.joint_fit import cuda_render
 
     clock = _Clock()
     box = kinematics.part_box(part.vertices)
@@ -419,7 +435,9 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
 
     sil_w = cfg.silhouette_weight if plain else 0.0
     weights = (sil_w, cfg.colour_weight)
-    model = _part_model(cfg, part, frames_tex[0], rest, tex_cam, diag)
+    renderer = report["renderer"] = cuda_render.choose_renderer(cfg.renderer)
+    glctx = cuda_render.context() if renderer == "nvdiffrast" else None
+    model = _part_model(cfg, part, frames_tex[0], rest, tex_cam, diag, glctx)
     roi = _region(frames_tex, rest, background, cfg, plain)
     albedo0 = _unseen_albedo(frames_tex, background, cfg)
     report["region"] = roi
@@ -612,8 +630,9 @@ def _motion(frames: list[np.ndarray], part_area: int, threshold: float) -> dict:
     return {"part_pixels": part_area, "changed_fraction": per_frame, "score": float(max(per_frame))}
 
 
-def _part_model(cfg: Config, part, frame0: np.ndarray, rest: dict, tex_cam: Camera, diag: float) -> _Part:
-    """The part as the soft rasteriser draws it, with frame 0 (at ``tex_cam``) as colour source.
+def _part_model(cfg: Config, part, frame0: np.ndarray, rest: dict, tex_cam: Camera, diag: float, glctx=None) -> _Part:
+    """The part as the renderer draws it, with frame 0 (at ``tex_cam``) as colour source; ``glctx``
+    is an nvdiffrast context for the CUDA renderer, None for the soft torch rasteriser.
 
     A part with more than ``max_render_faces`` faces is drawn as its convex hull: handles and
     knobs cost thousands of sub-pixel faces and barely change the silhouette, and colours still
@@ -643,6 +662,7 @@ def _part_model(cfg: Config, part, frame0: np.ndarray, rest: dict, tex_cam: Came
         forward=f32(tex_cam.pose[:3, 2]),
         seen_tol=cfg.seen_tolerance * diag,
         neighbours=torch.as_tensor(edge_neighbours(drawn.faces)) if closed else None,
+        glctx=glctx,
     )
 
 
@@ -766,10 +786,13 @@ def _render(cfg: Config, scene: _Scene, model: _Part, joint_type: str, axis, piv
     Returns the touched flat pixels ``b * HW + p`` (m,), and there the composite's soft
     silhouette (m,) and colour (m, 4: RGB and the share of it frame 0 saw); everywhere else
     the composite is the base alone.
-    ``albedo`` (3,) colours the part's surfaces frame 0 did not see.
+    ``albedo`` (3,) colours the part's surfaces frame 0 did not see. The part layer comes from
+    the soft torch rasteriser, or from nvdiffrast (``cuda_render``) when ``model.glctx`` is set;
+    both are blended with the base alike.
     """
     import torch
 
+    from stages.joint_fit import cuda_render
     from stages.joint_fit.soft_render import Layer, blend, composite_layer, rasterize, sample_image
 
     zero = torch.zeros_like(mags)
@@ -777,7 +800,10 @@ def _render(cfg: Config, scene: _Scene, model: _Part, joint_type: str, axis, piv
     q_r, q_d = dq_screw(axis, pivot, angle, disp)  # (B, 4) each
     q = (q_r[:, None], q_d[:, None])  # (B, 4) -> (B, 1, 4): broadcast over vertices
     verts = dq_transform(q, model.vertices[None])  # (B, V, 3)
-    frags = rasterize(scene.view, verts, model.faces, scene.sigma, neighbours=model.neighbours)
+    if model.glctx is None:
+        frags = rasterize(scene.view, verts, model.faces, scene.sigma, neighbours=model.neighbours)
+    else:  # point-sampled by nvdiffrast; the silhouette is made soft by its antialiasing below
+        frags, raster = cuda_render.rasterize(model.glctx, scene.view, verts, model.faces)
 
     # colour: rest position of each fragment, projected into frame 0 where frame 0 saw it
     rest = (frags.bary[..., None] * model.corners[frags.face]).sum(dim=1)  # (n, 3, 1) * (n, 3, 3) -> (n, 3)
@@ -790,7 +816,10 @@ def _render(cfg: Config, scene: _Scene, model: _Part, joint_type: str, axis, piv
     normals = q_rotate(q_r[:, None], model.normals[None])  # (B, F, 3) face normals per frame
     shade = _shade(normals, model.forward)[frags.batch, frags.face][:, None]
     colours = torch.cat([torch.where(seen, sample_image(model.texture, uv0), shade * albedo), seen.float()], 1)
-    index, part_layer = composite_layer(frags, colours, scene.view.height, scene.view.width, cfg.tau_layer * diag)
+    if model.glctx is None:
+        index, part_layer = composite_layer(frags, colours, scene.view.height, scene.view.width, cfg.tau_layer * diag)
+    else:
+        index, part_layer = cuda_render.antialiased_layer(raster, frags, colours)
     pix = index % scene.base.alpha.numel()
     base_layer = Layer(scene.base.alpha[pix], scene.base.depth[pix], scene.base.rgb[pix])
     alpha, rgb = blend(base_layer, part_layer, scene.background, cfg.tau_blend * diag)

@@ -60,3 +60,19 @@ def test_cuda_backend_without_cuda_fails_fast_with_the_stage_named(backend_cfg, 
     with pytest.raises(DeviceError, match="part_masks"):
         image_to_urdf_batch.fn(folder=str(REPO / "assets"), out=str(out), config=cfg)
     assert not out.exists()
+
+
+def test_joint_fit_renderer_nvdiffrast_needs_cuda_and_auto_does_not():
+    import stages.joint_fit
+
+    assert not uses_cuda(stages.joint_fit.Config())  # auto: whatever the machine it runs on has
+    assert not uses_cuda(stages.joint_fit.Config(renderer="torch"))
+    cfg = PipelineConfig().with_overrides({"joint_fit.renderer": "nvdiffrast"})
+    assert gpu_stages(cfg) == ["joint_fit"]
+
+
+@pytest.mark.skipif(cuda_available(), reason="this machine has CUDA")
+def test_joint_fit_on_nvdiffrast_without_cuda_fails_fast_naming_the_setting():
+    cfg = PipelineConfig().with_overrides({"joint_fit.renderer": "nvdiffrast"})
+    with pytest.raises(DeviceError, match=r"joint_fit \(backend 'dual_quaternion'.*joint_fit.renderer=auto"):
+        check_devices(cfg)

@@ -1,4 +1,4 @@
-"""Stage 7, joint_fit: dual quaternions, the soft renderer and fits on rendered synth clips."""
+"""Stage 7, joint_fit: dual quaternions, the soft and CUDA renderers and fits on rendered synth clips."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from stages._shared.io import read_json, write_image, write_mesh
 from stages._shared.raster import rasterize as exact_rasterize
 from stages.amodal import AmodalResult
 from stages.articulation_video import ArticulationVideoResult, PartClip
+from stages.joint_fit import cuda_render, soft_render
 from stages.joint_fit import dual_quaternion as dq
-from stages.joint_fit import soft_render
 from stages.reconstruct import ReconstructResult
 from synth.objects import make_object
 from synth.render import product_camera, render_clip
@@ -24,7 +24,7 @@ from synth.render import product_camera, render_clip
 SIZE = 128
 
 
-def _fit(tmp_path, category: str, seed: int, part_name: str, still: bool = False):
+def _fit(tmp_path, category: str, seed: int, part_name: str, still: bool = False, renderer: str = "torch"):
     """Render ``part_name`` of a synth object opening (or standing still) and fit its joint.
 
     The base handed to the fit holds the other parts at rest, as amodal would give them.
@@ -51,7 +51,7 @@ def _fit(tmp_path, category: str, seed: int, part_name: str, still: bool = False
         part_images=(tmp_path / "part.png",),
     )
     video = ArticulationVideoResult(clips=(PartClip(part_name, frames, frames[0], "prior"),))
-    result = joint_fit.run(joint_fit.Config(), recon, amodal, video, tmp_path / "out")
+    result = joint_fit.run(joint_fit.Config(renderer=renderer), recon, amodal, video, tmp_path / "out")
     return obj.parts[k], float(np.linalg.norm(obj.extents)), result
 
 
@@ -163,6 +163,171 @@ def test_blend_puts_the_nearer_layer_in_front():
 
 
 # ----------------------------------------------------------------------------------------------
+# CUDA renderer (nvdiffrast): clip space and the rasteriser output's layout are checked on a CPU;
+# nvdiffrast itself only where it can run
+
+needs_nvdiffrast = pytest.mark.skipif(
+    cuda_render.unavailable_reason() is not None,
+    reason="needs a CUDA GPU and nvdiffrast (pip install image-to-urdf[cuda]); none on this machine",
+)
+
+
+def test_clip_space_projects_like_the_camera_onto_nvdiffrast_pixel_centres():
+    obj, camera, door = _door_scene()
+    view = soft_render.View.from_camera(camera, torch.float64)
+    near, far = 0.5, 6.0
+
+    def pixels(points):  # nvdiffrast: column i's centre at x/w = 2 (i + 0.5) / W - 1, row j's likewise
+        pos = cuda_render.clip_positions(view, torch.as_tensor(points), near, far).numpy()
+        ndc = pos[:, :3] / pos[:, 3:]
+        return np.stack([(ndc[:, 0] + 1) * camera.width / 2, (ndc[:, 1] + 1) * camera.height / 2], 1), ndc[:, 2], pos
+
+    points = np.concatenate([obj.base.vertices, door.mesh.vertices])
+    uv, _, pos = pixels(points)
+    uv_camera, depth = camera.project(points)
+    np.testing.assert_allclose(uv, uv_camera, atol=1e-9)  # pixels
+    np.testing.assert_allclose(pos[:, 3], depth, atol=1e-12)  # w is the camera depth, metres
+    # a point 2 m down the ray through the centre of image pixel (x, y) lands on nvdiffrast's
+    # centre of column x, row y: no y flip (row 0 is our top row, nvdiffrast's y/w = -1)
+    ys, xs = np.array([0, 0, 17, SIZE - 1]), np.array([0, SIZE - 1, 90, 3])
+    on_rays = camera.position + 2.0 * camera.rays()[ys, xs]
+    uv, _, _ = pixels(on_rays)
+    np.testing.assert_allclose(uv, np.stack([xs + 0.5, ys + 0.5], 1), atol=1e-9)
+    # depth: near -> -1, far -> +1, nearer is smaller (nvdiffrast keeps the smallest z/w)
+    on_axis = camera.position + np.array([near, 1.0, 3.0, far])[:, None] * camera.pose[:3, 2]
+    _, z_ndc, _ = pixels(on_axis)
+    np.testing.assert_allclose(z_ndc[[0, 3]], [-1.0, 1.0], atol=1e-12)
+    assert np.all(np.diff(z_ndc) > 0)
+
+
+def _nvdiffrast_layout(camera, moved, faces, near: float, far: float) -> torch.Tensor:
+    """(B, H, W, 4) ``(u, v, z/w, triangle_id + 1)`` from our CPU z-buffer rasteriser, 0 off the mesh."""
+    rast = np.zeros((len(moved), camera.height, camera.width, 4))
+    for k, vertices in enumerate(moved):  # one exact raster per frame
+        r = exact_rasterize(camera, vertices, faces)
+        z_ndc = (far + near) / (far - near) - 2 * far * near / ((far - near) * np.where(r.mask, r.depth, 1.0))
+        rast[k] = np.where(r.mask[..., None], np.dstack([r.bary[..., :2], z_ndc, r.face_id + 1]), 0.0)
+    return torch.as_tensor(rast)
+
+
+def test_rasteriser_output_in_nvdiffrast_layout_becomes_the_part_layer():
+    obj, camera, door = _door_scene()
+    hull = door.mesh.convex_hull
+    angles = np.array([0.3, 1.0])
+    moved = kinematics.move_points(hull.vertices, "revolute", door.axis, door.origin, angles)  # (2, V, 3)
+    view = soft_render.View.from_camera(camera, torch.float64)
+    faces = torch.as_tensor(hull.faces)
+    near, far = 0.5, 6.0
+    rast = _nvdiffrast_layout(camera, moved, hull.faces, near, far)
+    verts = torch.as_tensor(moved)
+    frags = cuda_render.fragments_from_raster(rast, faces, cuda_render.clip_positions(view, verts, near, far)[..., 3])
+    rest_corners = torch.as_tensor(hull.vertices[hull.faces])
+    rest = (frags.bary[..., None] * rest_corners[frags.face]).sum(dim=1)  # as the fitter colours fragments
+    index, layer = cuda_render.sparse_layer(cuda_render.premultiplied_image(frags, rest, 2, SIZE, SIZE))
+
+    # exactly the covered pixels, fully covered (no antialiasing on a CPU)
+    covered = torch.as_tensor(rast[..., 3] > 0).reshape(-1)
+    assert torch.equal(index, torch.nonzero(covered).squeeze(1))
+    assert torch.all(layer.alpha == 1.0)
+    # each pixel's rest point, moved by its frame's angle, lies at the pixel centre at the layer's
+    # depth: the barycentrics were read in the right vertex order and the depth is exact
+    b, pix = index // (SIZE * SIZE), index % (SIZE * SIZE)
+    for k, angle in enumerate(angles):
+        at = (b == k).numpy()
+        seen = kinematics.move_points(layer.rgb[at].numpy(), "revolute", door.axis, door.origin, [angle])[0]
+        uv, depth = camera.project(seen)
+        centre = np.stack([pix[at].numpy() % SIZE + 0.5, pix[at].numpy() // SIZE + 0.5], 1)
+        np.testing.assert_allclose(uv, centre, atol=1e-6)  # pixels
+        np.testing.assert_allclose(depth, layer.depth[at].numpy(), atol=1e-9)  # metres
+    # and the soft rasteriser (its own edge functions) agrees wherever it fully covers a pixel
+    soft = soft_render.rasterize(view, verts, faces, sigma=0.6, neighbours=torch.as_tensor(soft_render.edge_neighbours(hull.faces)))
+    soft_rest = (soft.bary[..., None] * rest_corners[soft.face]).sum(dim=1)
+    s_index, s_layer = soft_render.composite_layer(soft, soft_rest, SIZE, SIZE, tau=1e-4)
+    inside = s_index[s_layer.alpha > 0.999]
+    ours = torch.searchsorted(index, inside)
+    assert torch.equal(index[ours], inside)  # fully covered by the soft renderer -> covered here
+    theirs = torch.searchsorted(s_index, inside)
+    np.testing.assert_allclose(layer.depth[ours].numpy(), s_layer.depth[theirs].numpy(), atol=1e-6)
+    np.testing.assert_allclose(layer.rgb[ours].numpy(), s_layer.rgb[theirs].numpy(), atol=1e-6)
+
+
+def test_sparse_layer_undoes_the_premultiplication_of_antialiased_pixels():
+    # an antialiased edge pixel: a quarter covered by a surface 2 m away in red, next to empty ones
+    image = torch.zeros(1, 1, 3, 5)
+    image[0, 0, 1] = torch.tensor([0.25, 0.25 * 2.0, 0.25, 0.0, 0.0])
+    image[0, 0, 2] = torch.tensor([1.0, 3.0, 0.0, 1.0, 0.0])
+    index, layer = cuda_render.sparse_layer(image)
+    assert index.tolist() == [1, 2]
+    np.testing.assert_allclose(layer.alpha.numpy(), [0.25, 1.0])
+    np.testing.assert_allclose(layer.depth.numpy(), [2.0, 3.0])
+    np.testing.assert_allclose(layer.rgb.numpy(), [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+@pytest.mark.skipif(cuda_render.unavailable_reason() is None, reason="nvdiffrast can run on this machine")
+def test_asking_for_nvdiffrast_without_it_fails_before_any_work(tmp_path):
+    assert cuda_render.choose_renderer("auto") == "torch"
+    assert cuda_render.choose_renderer("torch") == "torch"
+    with pytest.raises(ImportError, match=r"nvdiffrast.*image-to-urdf\[cuda\].*joint_fit.renderer=torch"):
+        cuda_render.choose_renderer("nvdiffrast")
+    obj = make_object("box_lid", 0)
+    camera = product_camera(obj, 0, SIZE, SIZE)
+    recon = ReconstructResult(tmp_path / "m.glb", camera, tmp_path / "c.json", tuple(obj.extents), 1.0)
+    amodal = AmodalResult(write_mesh(tmp_path / "b.glb", obj.base), (), tmp_path / "b.png", ())
+    video = ArticulationVideoResult(clips=())
+    with pytest.raises(ImportError, match="image-to-urdf"):
+        joint_fit.run(joint_fit.Config(renderer="nvdiffrast"), recon, amodal, video, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@needs_nvdiffrast
+def test_nvdiffrast_raster_matches_the_cpu_raster():
+    import nvdiffrast.torch as dr
+
+    obj, camera, door = _door_scene()
+    hull = door.mesh.convex_hull
+    angles = np.array([0.3, 1.0])
+    moved = kinematics.move_points(hull.vertices, "revolute", door.axis, door.origin, angles)
+    view = soft_render.View.from_camera(camera)
+    frags, raster = cuda_render.rasterize(cuda_render.context(), view, torch.as_tensor(moved, dtype=torch.float32), torch.as_tensor(hull.faces))
+    for k in range(len(angles)):
+        exact = exact_rasterize(camera, moved[k], hull.faces)
+        mine = frags.batch == k
+        mask = np.zeros(SIZE * SIZE, bool)
+        mask[frags.pixel[mine].numpy()] = True
+        mask = mask.reshape(SIZE, SIZE)
+        iou = (mask & exact.mask).sum() / (mask | exact.mask).sum()
+        assert iou > 0.98, f"frame {k}: nvdiffrast/CPU coverage IoU {iou:.3f} (a y flip or offset would be far lower)"
+        both = mask & exact.mask
+        depth = np.zeros(SIZE * SIZE)
+        depth[frags.pixel[mine].numpy()] = frags.depth[mine].detach().numpy()
+        np.testing.assert_allclose(depth.reshape(SIZE, SIZE)[both], exact.depth[both], atol=1e-3)  # metres, float32
+    # our interpolation is dr.interpolate's
+    attr = raster.pos[..., 3:].contiguous()  # (B, V, 1) camera depth
+    theirs, _ = dr.interpolate(attr, raster.rast, raster.tri)
+    flat = theirs.reshape(-1)[(frags.batch * SIZE * SIZE + frags.pixel).to(theirs.device)]
+    np.testing.assert_allclose(flat.detach().cpu().numpy(), frags.depth.detach().numpy(), atol=1e-5)
+
+
+@needs_nvdiffrast
+def test_nvdiffrast_gradients_reach_joint_parameters():
+    obj, camera, door = _door_scene()
+    hull = door.mesh.convex_hull
+    view = soft_render.View.from_camera(camera)
+    axis = torch.tensor(door.axis, dtype=torch.float32, requires_grad=True)
+    pivot = torch.tensor(door.origin, dtype=torch.float32, requires_grad=True)
+    mags = torch.tensor([0.3, 0.8], requires_grad=True)
+    q = dq.dq_screw(axis / axis.norm(), pivot, mags, torch.zeros(2))
+    verts = dq.dq_transform((q[0][:, None], q[1][:, None]), torch.as_tensor(hull.vertices, dtype=torch.float32)[None])
+    frags, raster = cuda_render.rasterize(cuda_render.context(), view, verts, torch.as_tensor(hull.faces))
+    index, layer = cuda_render.antialiased_layer(raster, frags, torch.full((len(frags.batch), 3), 0.5))
+    target = torch.rand(2 * SIZE * SIZE, generator=torch.Generator().manual_seed(0))
+    loss = ((layer.alpha - target[index]) ** 2).sum() + layer.depth.mean()
+    loss.backward()
+    for name, t in (("axis", axis), ("pivot", pivot), ("magnitudes", mags)):
+        assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0, name
+
+
+# ----------------------------------------------------------------------------------------------
 # Fits
 
 
@@ -209,3 +374,14 @@ def test_rejects_clips_that_do_not_match_the_parts(tmp_path):
     video = ArticulationVideoResult(clips=(PartClip("lid_0", (frame, frame), frame, "prior"),))
     with pytest.raises(ValueError, match="clip"):
         joint_fit.run(joint_fit.Config(), recon, amodal, video, tmp_path / "out")
+
+
+@needs_nvdiffrast
+def test_nvdiffrast_fit_matches_the_torch_fit(tmp_path):
+    truth, diag, torch_fit = _fit(tmp_path / "torch", "cabinet", 0, "door_0", renderer="torch")
+    _, _, cuda_fit = _fit(tmp_path / "nvdiffrast", "cabinet", 0, "door_0", renderer="nvdiffrast")
+    (a,), (b,) = torch_fit.joints, cuda_fit.joints
+    assert read_json(cuda_fit.params_json)["parts"][0]["renderer"] == "nvdiffrast"
+    assert b.joint_type == a.joint_type == "revolute"
+    between = np.degrees(np.arccos(np.clip(abs(np.dot(a.axis_base, b.axis_base)), 0.0, 1.0)))
+    assert between < 1.0, f"nvdiffrast and torch axes differ by {between:.2f} deg"
