@@ -82,8 +82,8 @@ def choose_renderer(renderer: str) -> str:
 
 
 def context():
-    """An nvdiffrast ``RasterizeCudaContext`` on the current CUDA device (compiles the plugin on
-    first use, which takes a minute or two)."""
+    """An nvdiffrast ``RasterizeCudaContext`` on the current CUDA device (nvdiffrast compiles its
+    CUDA plugin the first time)."""
     import nvdiffrast.torch as dr
 
     return dr.RasterizeCudaContext()
