@@ -135,7 +135,10 @@ def test_soft_silhouette_matches_exact_raster_and_has_no_seams():
         assert alpha[k][interior].min() > 0.95  # a seam between two triangles would read 0.75
 
 
-def test_soft_render_gradients_reach_joint_parameters():
+def _check_gradients_reach_joint_parameters(render):
+    """The door's hull posed at two angles by differentiable joint parameters and drawn by
+    ``render(view, vertices, faces) -> (index, layer)``: a silhouette + depth loss must have a
+    finite, nonzero gradient for the axis, the pivot and the magnitudes."""
     obj, camera, door = _door_scene()
     hull = door.mesh.convex_hull
     view = soft_render.View.from_camera(camera)
@@ -144,13 +147,20 @@ def test_soft_render_gradients_reach_joint_parameters():
     mags = torch.tensor([0.3, 0.8], requires_grad=True)
     q = dq.dq_screw(axis / axis.norm(), pivot, mags, torch.zeros(2))
     verts = dq.dq_transform((q[0][:, None], q[1][:, None]), torch.as_tensor(hull.vertices, dtype=torch.float32)[None])
-    frags = soft_render.rasterize(view, verts, torch.as_tensor(hull.faces), sigma=0.6)
+    index, layer = render(view, verts, torch.as_tensor(hull.faces))
     target = torch.rand(2 * SIZE * SIZE, generator=torch.Generator().manual_seed(0))
-    index, layer = soft_render.composite_layer(frags, torch.full((len(frags.batch), 3), 0.5), SIZE, SIZE, 0.003)
     loss = ((layer.alpha - target[index]) ** 2).sum() + layer.depth.mean()
     loss.backward()
     for name, t in (("axis", axis), ("pivot", pivot), ("magnitudes", mags)):
         assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0, name
+
+
+def test_soft_render_gradients_reach_joint_parameters():
+    def render(view, verts, faces):
+        frags = soft_render.rasterize(view, verts, faces, sigma=0.6)
+        return soft_render.composite_layer(frags, torch.full((len(frags.batch), 3), 0.5), SIZE, SIZE, 0.003)
+
+    _check_gradients_reach_joint_parameters(render)
 
 
 def test_blend_puts_the_nearer_layer_in_front():
@@ -310,21 +320,13 @@ def test_nvdiffrast_raster_matches_the_cpu_raster():
 
 @needs_nvdiffrast
 def test_nvdiffrast_gradients_reach_joint_parameters():
-    obj, camera, door = _door_scene()
-    hull = door.mesh.convex_hull
-    view = soft_render.View.from_camera(camera)
-    axis = torch.tensor(door.axis, dtype=torch.float32, requires_grad=True)
-    pivot = torch.tensor(door.origin, dtype=torch.float32, requires_grad=True)
-    mags = torch.tensor([0.3, 0.8], requires_grad=True)
-    q = dq.dq_screw(axis / axis.norm(), pivot, mags, torch.zeros(2))
-    verts = dq.dq_transform((q[0][:, None], q[1][:, None]), torch.as_tensor(hull.vertices, dtype=torch.float32)[None])
-    frags, raster = cuda_render.rasterize(cuda_render.context(), view, verts, torch.as_tensor(hull.faces))
-    index, layer = cuda_render.antialiased_layer(raster, frags, torch.full((len(frags.batch), 3), 0.5))
-    target = torch.rand(2 * SIZE * SIZE, generator=torch.Generator().manual_seed(0))
-    loss = ((layer.alpha - target[index]) ** 2).sum() + layer.depth.mean()
-    loss.backward()
-    for name, t in (("axis", axis), ("pivot", pivot), ("magnitudes", mags)):
-        assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0, name
+    glctx = cuda_render.context()
+
+    def render(view, verts, faces):
+        frags, raster = cuda_render.rasterize(glctx, view, verts, faces)
+        return cuda_render.antialiased_layer(raster, frags, torch.full((len(frags.batch), 3), 0.5))
+
+    _check_gradients_reach_joint_parameters(render)
 
 
 # ----------------------------------------------------------------------------------------------
