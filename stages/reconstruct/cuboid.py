@@ -4,10 +4,9 @@ Box-like articulated objects (cabinets, drawer units, microwaves, ovens, safes, 
 the ground and are photographed by a level camera (roll 0). So the scene, up to scale, is eight
 numbers: the box's depth and width relative to its height, the camera's heading and tilt (for a
 centred box: its azimuth and elevation seen from the box centre), its field of view, its distance
-(through the box's apparent size) and
-where the box centre falls in the image. They are found by maximising the overlap of the box's
-projected outline with the foreground mask (coarse grid, then Nelder-Mead), plus two terms for
-what the outline cannot tell:
+(through the box's apparent size) and where the box centre falls in the image. They are found by
+maximising the overlap of the box's projected outline with the foreground mask (coarse grid, then
+Nelder-Mead), plus terms for what the outline cannot tell:
 
 - vanishing directions: the photo's straight line segments (LSD) mostly run along the box's
   three edge directions, so they should point at the three vanishing points the hypothesis
