@@ -2,12 +2,18 @@
 
 Box-like articulated objects (cabinets, drawer units, microwaves, ovens, safes, boxes) stand on
 the ground and are photographed by a level camera (roll 0). So the scene, up to scale, is eight
-numbers: the box's depth and width relative to its height, the camera's azimuth and elevation
-seen from the box centre, its field of view, its distance (through the box's apparent size) and
-where the box centre falls in the image. They are found by maximising the overlap of the box's
-projected outline with the foreground mask (coarse grid, then Nelder-Mead), plus two terms for
-what the outline cannot tell:
+numbers: the box's depth and width relative to its height, the camera's heading and tilt (for a
+centred box: its azimuth and elevation seen from the box centre), its field of view, its distance
+(through the box's apparent size) and where the box centre falls in the image. They are found by
+maximising the overlap of the box's projected outline with the foreground mask (coarse grid, then
+Nelder-Mead), plus terms for what the outline cannot tell:
 
+- vanishing directions: the photo's straight line segments (LSD) mostly run along the box's
+  three edge directions, so they should point at the three vanishing points the hypothesis
+  predicts. This is what fixes the field of view (and hence the distance): the outline of an
+  object with feet, handles and inset doors is matched about as well by a wrong focal length.
+  The camera's rotation is parametrised by its heading and tilt (not by the box's position in
+  the image), so this term depends on three of the eight numbers only.
 - inner edges: the edges between the box's visible faces (front/side, front/top, side/top)
   should lie on image edges. The outline alone leaves the sign of the azimuth and the split
   between depth and width nearly free when a side face is seen almost edge-on.
@@ -95,6 +101,17 @@ class Config(BaseModel):
     depth_width_prior: float = Field(
         0.7, gt=0, description="spread of log(depth / width) around 0 expected when the photo cannot tell, unitless"
     )
+    line_weight: float = Field(
+        0.3, ge=0, description="weight of the vanishing-direction term (image line segments vs the box's three "
+        "edge directions) against 1 - silhouette overlap",
+    )
+    line_min_length: float = Field(
+        0.05, gt=0, description="shortest line segment used, as a fraction of the mask's longer bbox side"
+    )
+    line_tolerance_deg: float = Field(
+        2.0, gt=0, description="angle between a segment and its nearest vanishing direction at which it "
+        "costs half as much as clutter (the robust loss's scale), degrees",
+    )
     prior_weight: float = Field(
         0.005, ge=0, description="cost of a one-spread deviation from the priors, in units of silhouette overlap"
     )
@@ -116,8 +133,8 @@ class _Fit:
 
     depth: float  # box extent along x (front normal), in box heights
     width: float  # box extent along y, in box heights
-    azimuth: float  # rad, camera direction from the box centre, from +x towards +y
-    elevation: float  # rad, above the horizontal plane through the box centre
+    heading: float  # rad, about +z from +x: the camera looks along -(cos heading, sin heading) horizontally
+    tilt: float  # rad, of the optical axis below the horizontal
     fov: float  # rad, vertical field of view
     u0: float  # image x of the box centre, pixels
     v0: float  # image y of the box centre, pixels
@@ -157,10 +174,11 @@ def run(cfg: Config, fg: ForegroundResult, max_dim: float, out_dir: Path) -> Rec
 
     # 2. Fit box and camera; the front is the side face turned most towards the camera.
     fit, score = _fit_box(cfg, mask, image)
-    fit = _front_by_azimuth(fit)
+    fit = _front_by_azimuth(fit, width, height)
 
     # 3. Camera and box in the unit-height frame at working resolution; carve.
     T_unit, f = _pose(fit, width, height)
+    azimuth, elevation = _view_angles(T_unit)
     camera_unit = _make_camera(T_unit, f, width, height)
     extents_unit = np.array([fit.depth, fit.width, 1.0])
     mesh, removed = _carve(cfg, camera_unit, mask, extents_unit)
@@ -187,8 +205,8 @@ def run(cfg: Config, fg: ForegroundResult, max_dim: float, out_dir: Path) -> Rec
     write_json(
         out_dir / "fit.json",
         {
-            "azimuth_deg": float(np.degrees(fit.azimuth)),
-            "elevation_deg": float(np.degrees(fit.elevation)),
+            "azimuth_deg": float(np.degrees(azimuth)),
+            "elevation_deg": float(np.degrees(elevation)),
             "fov_deg": float(np.degrees(fit.fov)),
             "box_extents_m": (extents_unit * scale).tolist(),
             "fit_objective": score,
@@ -201,7 +219,7 @@ def run(cfg: Config, fg: ForegroundResult, max_dim: float, out_dir: Path) -> Rec
     log.info(
         "reconstruct: azimuth %.1f deg, elevation %.1f deg, fov %.1f deg, extents %.3f x %.3f x %.3f m, "
         "carved %.1f%%, silhouette IoU %.3f",
-        np.degrees(fit.azimuth), np.degrees(fit.elevation), np.degrees(fit.fov), *extents, 100 * removed, iou,
+        np.degrees(azimuth), np.degrees(elevation), np.degrees(fit.fov), *extents, 100 * removed, iou,
     )
     return ReconstructResult(
         mesh=mesh_path, camera=camera, camera_json=camera_path, extents_m=extents, silhouette_iou=iou
@@ -215,31 +233,30 @@ def run(cfg: Config, fg: ForegroundResult, max_dim: float, out_dir: Path) -> Rec
 def _pose(fit: _Fit, width: float, height: float) -> tuple[np.ndarray, float]:
     """``T_base_camera`` (4, 4) and focal length (pixels) of a hypothesis, for a width x height image.
 
-    The camera is level (its x axis horizontal), sits at ``azimuth``/``elevation`` from the box
-    centre (0, 0, 1/2), and is turned so that the box centre projects to (u0, v0). ``u0``, ``v0``
-    and ``size`` are in pixels of this image size.
+    The camera is level (its x axis horizontal) and turned by ``heading`` and ``tilt``; the box
+    centre (0, 0, 1/2) lies on the ray through (u0, v0), at the distance at which the box's
+    half-diagonal spans ``size``. ``u0``, ``v0`` and ``size`` are in pixels of this image size.
+    The rotation depends on the angles alone, so the vanishing points (and the line term) do not
+    move when the box is moved or resized in the image.
     """
     f = 0.5 * height / np.tan(0.5 * fit.fov)
     radius = 0.5 * np.sqrt(fit.depth**2 + fit.width**2 + 1.0)
     distance = f * radius / fit.size
-    ca, sa, ce, se = np.cos(fit.azimuth), np.sin(fit.azimuth), np.cos(fit.elevation), np.sin(fit.elevation)
-    centre = np.array([0.0, 0.0, 0.5])
-    eye = centre + distance * np.array([ce * ca, ce * sa, se])
-    w = -np.array([ce * ca, ce * sa, se])  # unit direction camera -> box centre, base frame
-
-    # Ray through (u0, v0) in the camera frame; find yaw psi and pitch theta of a level camera
-    # that maps it onto w. Camera axes: z = (c_t c_p, c_t s_p, s_t), x = (s_p, -c_p, 0), y = z cross x.
+    ch, sh, ct, st = np.cos(fit.heading), np.sin(fit.heading), np.cos(fit.tilt), np.sin(fit.tilt)
+    z = np.array([-ct * ch, -ct * sh, -st])  # optical axis, base frame
+    x = np.array([-sh, ch, 0.0])
+    R = np.stack([x, np.cross(z, x), z], axis=1)
     r = np.array([(fit.u0 - width / 2) / f, (fit.v0 - height / 2) / f, 1.0])
-    r /= np.linalg.norm(r)
-    rho = np.hypot(r[1], r[2])
-    theta = np.arctan2(r[1], r[2]) + np.arcsin(np.clip(w[2] / rho, -1.0, 1.0))
-    q = r[1] * np.sin(theta) + r[2] * np.cos(theta)
-    psi = np.arctan2(w[1], w[0]) - np.arctan2(-r[0], q)
-    z = np.array([np.cos(theta) * np.cos(psi), np.cos(theta) * np.sin(psi), np.sin(theta)])
-    x = np.array([np.sin(psi), -np.cos(psi), 0.0])
     T = np.eye(4)
-    T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = x, np.cross(z, x), z, eye
+    T[:3, :3] = R
+    T[:3, 3] = np.array([0.0, 0.0, 0.5]) - distance * R @ (r / np.linalg.norm(r))
     return T, float(f)
+
+
+def _view_angles(T_base_camera: np.ndarray) -> tuple[float, float]:
+    """Azimuth (about +z from +x) and elevation (rad) of the camera centre seen from the box centre."""
+    v = T_base_camera[:3, 3] - np.array([0.0, 0.0, 0.5])
+    return float(np.arctan2(v[1], v[0])), float(np.arctan2(v[2], np.hypot(v[0], v[1])))
 
 
 def _make_camera(T_base_camera: np.ndarray, f: float, width: int, height: int) -> Camera:
@@ -248,15 +265,24 @@ def _make_camera(T_base_camera: np.ndarray, f: float, width: int, height: int) -
     return Camera.from_dict({**intrinsics, "T_base_camera": T_base_camera})
 
 
-def _project_corners(fit: _Fit, width: float, height: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """(8, 2) float pixel positions of the box corners and (3,) camera centre; None if a corner is behind."""
+def _project_corners(fit: _Fit, width: float, height: float) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(8, 2) float pixel positions of the box corners, ``T_base_camera`` (4, 4) and the focal
+    length (pixels); None if a corner is behind the camera."""
     T, f = _pose(fit, width, height)
     corners = _CORNERS * np.array([fit.depth, fit.width, 1.0])
     pc = (corners - T[:3, 3]) @ T[:3, :3]  # base -> camera frame
     if pc[:, 2].min() <= 1e-3:
         return None
     uv = f * pc[:, :2] / pc[:, 2:3] + np.array([width / 2, height / 2])
-    return uv, T[:3, 3]
+    return uv, T, f
+
+
+def _vanishing_points(T_base_camera: np.ndarray, f: float, width: float, height: float) -> np.ndarray:
+    """(3, 3) float homogeneous image points (rows) where the base x, y and z directions vanish,
+    for a camera with focal length ``f`` and its principal point at the image centre. A row's
+    third entry is 0 when that direction is parallel to the image plane (vanishing at infinity)."""
+    d = T_base_camera[:3, :3]  # rows: base x, y, z axes in the camera frame
+    return np.stack([f * d[:, 0] + width / 2 * d[:, 2], f * d[:, 1] + height / 2 * d[:, 2], d[:, 2]], axis=1)
 
 
 def _visible_faces(fit: _Fit, eye: np.ndarray) -> np.ndarray:
@@ -271,13 +297,16 @@ def _visible_faces(fit: _Fit, eye: np.ndarray) -> np.ndarray:
 
 class _Objective:
     """1 - silhouette overlap + ``edge_weight`` * (1 - image-edge support of the box's inner edges)
+    + ``line_weight`` * (misfit of the image's line segments to the box's vanishing points)
     + ``prior_weight`` * (squared deviations of the field of view, the elevation and
     log(depth / width) from their priors, in spreads).
 
     Evaluated on copies of the mask and image downscaled to ``side`` pixels (longer side).
     """
 
-    def __init__(self, cfg: Config, mask: np.ndarray, image: np.ndarray, side: int, edge_weight: float):
+    def __init__(
+        self, cfg: Config, mask: np.ndarray, image: np.ndarray, lines: np.ndarray, side: int, edge_weight: float
+    ):
         import cv2
 
         height, width = mask.shape
@@ -301,6 +330,9 @@ class _Objective:
         self.el_mean, self.el_sd = np.radians(cfg.elevation_prior_deg)
         self.ratio_sd = cfg.depth_width_prior
         self.prior_weight = cfg.prior_weight
+        self.lines = lines * self.s
+        self.line_weight = cfg.line_weight if len(lines) else 0.0
+        self.line_tolerance = np.sin(np.radians(cfg.line_tolerance_deg))
         self.canvas = np.zeros((self.h * self.supersample, self.w * self.supersample), np.uint8)
 
     # Unbounded parameter vector <-> hypothesis (fit-image pixels).
@@ -309,8 +341,8 @@ class _Objective:
         return _Fit(
             depth=float(np.exp(np.clip(p[0], -4, 4))),
             width=float(np.exp(np.clip(p[1], -4, 4))),
-            azimuth=float(self.az_max * np.tanh(p[2])),
-            elevation=float(self.lo_el + (self.hi_el - self.lo_el) * sig[0]),
+            heading=float(self.az_max * np.tanh(p[2])),
+            tilt=float(self.lo_el + (self.hi_el - self.lo_el) * sig[0]),
             fov=float(self.lo_fov + (self.hi_fov - self.lo_fov) * sig[1]),
             u0=float(p[5]),
             v0=float(p[6]),
@@ -326,8 +358,8 @@ class _Objective:
             [
                 np.log(fit.depth),
                 np.log(fit.width),
-                np.arctanh(np.clip(fit.azimuth / self.az_max, -0.999, 0.999)),
-                logit((fit.elevation - self.lo_el) / (self.hi_el - self.lo_el)),
+                np.arctanh(np.clip(fit.heading / self.az_max, -0.999, 0.999)),
+                logit((fit.tilt - self.lo_el) / (self.hi_el - self.lo_el)),
                 logit((fit.fov - self.lo_fov) / (self.hi_fov - self.lo_fov)),
                 fit.u0,
                 fit.v0,
@@ -385,6 +417,24 @@ class _Objective:
             fit = dataclasses.replace(fit, u0=fit.u0 + shift[0], v0=fit.v0 + shift[1], size=fit.size * ratio)
         return fit
 
+    def fit_lines(self, fit: _Fit, max_evals: int) -> _Fit | None:
+        """``fit`` with its field of view, heading and tilt fitted to the line segments alone
+        (Nelder-Mead), then moved and scaled onto the mask's bbox; None if that fails."""
+        from scipy.optimize import minimize
+
+        p0 = self.encode(fit)
+        angles = [2, 3, 4]  # heading, tilt, fov in the parameter vector
+
+        def misfit(q: np.ndarray) -> float:
+            p = p0.copy()
+            p[angles] = q
+            T, f = _pose(self.decode(p), self.w, self.h)
+            return _line_misfit(self.lines, _vanishing_points(T, f, self.w, self.h), self.line_tolerance)
+
+        res = minimize(misfit, p0[angles], method="Nelder-Mead", options={"maxfev": max_evals, "xatol": 1e-4, "fatol": 1e-7})
+        p0[angles] = res.x
+        return self.align(self.decode(p0))
+
     def minimize(self, p0: np.ndarray, max_evals: int) -> tuple[np.ndarray, float]:
         """Nelder-Mead from ``p0``, restarted once (a fresh simplex escapes a collapsed one)."""
         from scipy.optimize import minimize
@@ -411,16 +461,20 @@ class _Objective:
         projected = _project_corners(fit, self.w, self.h)
         if projected is None:
             return _INVALID
-        uv, eye = projected
+        uv, T, f = projected
+        eye = T[:3, 3]
         if np.linalg.norm(eye - [0, 0, 0.5]) < 1.05 * 0.5 * np.sqrt(fit.depth**2 + fit.width**2 + 1):
             return _INVALID
         cost = 1.0 - self.overlap(uv) + self.prior_weight * (
             ((fit.fov - self.fov_mean) / self.fov_sd) ** 2
-            + ((fit.elevation - self.el_mean) / self.el_sd) ** 2
+            + ((_view_angles(T)[1] - self.el_mean) / self.el_sd) ** 2
             + (np.log(fit.depth / fit.width) / self.ratio_sd) ** 2
         )
         if self.edge_weight > 0:
             cost += self.edge_weight * (1.0 - self.edge_support(fit, uv, eye))
+        if self.line_weight > 0:
+            vps = _vanishing_points(T, f, self.w, self.h)
+            cost += self.line_weight * _line_misfit(self.lines, vps, self.line_tolerance)
         return cost
 
 
@@ -447,6 +501,48 @@ def _gradients(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tu
     return gx, gy, max(g_ref, 1e-3)
 
 
+def _line_segments(image: np.ndarray, mask: np.ndarray, min_length: float) -> np.ndarray:
+    """(N, 4) float line segments (x0, y0, x1, y1), pixels, found by LSD on the object.
+
+    Segments shorter than ``min_length`` times the mask's longer bbox side are dropped (their
+    direction is too uncertain), and so are those whose midpoint is off the (slightly dilated)
+    mask. The outline is kept: against the background it shows the box's own edges.
+    """
+    import cv2
+
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    found = cv2.createLineSegmentDetector().detect(gray)[0]
+    if found is None:
+        return np.zeros((0, 4))
+    lines = found.reshape(-1, 4).astype(np.float64) + 0.5  # LSD puts pixel centres at integers
+    ys, xs = np.nonzero(mask)
+    extent = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    mid = np.clip(((lines[:, :2] + lines[:, 2:]) / 2).astype(np.int64), 0, [mask.shape[1] - 1, mask.shape[0] - 1])
+    keep = (np.linalg.norm(lines[:, 2:] - lines[:, :2], axis=1) >= min_length * extent) & near[mid[:, 1], mid[:, 0]]
+    return lines[keep]
+
+
+def _line_misfit(lines: np.ndarray, vps: np.ndarray, tolerance: float) -> float:
+    """How badly line segments point at their nearest vanishing point, in [0, 1].
+
+    For each segment, the sine of the angle between it and the line from its midpoint to each
+    of ``vps`` ((3, 3) homogeneous rows); the smallest, x, over ``tolerance`` (a sine), costs
+    x^2 / (1 + x^2) (Geman-McClure); the result is the length-weighted mean. Segments along none
+    of the directions (clutter) cost nearly 1 whatever the hypothesis, so they hardly pull it.
+    """
+    mid = (lines[:, :2] + lines[:, 2:]) / 2
+    d = lines[:, 2:] - lines[:, :2]
+    length = np.linalg.norm(d, axis=1)
+    to_vp = vps[None, :, :2] - vps[None, :, 2:3] * mid[:, None, :]  # (N, 3, 2) direction midpoint -> VP
+    sine = np.abs(d[:, None, 0] * to_vp[..., 1] - d[:, None, 1] * to_vp[..., 0]) / np.maximum(
+        length[:, None] * np.linalg.norm(to_vp, axis=2), 1e-12
+    )
+    x2 = (sine.min(axis=1) / tolerance) ** 2
+    misfit = x2 / (1.0 + x2)
+    return float((length * misfit).sum() / length.sum())
+
+
 def _inner_edges(fit: _Fit, eye: np.ndarray) -> np.ndarray:
     """(E, 2) corner indices of box edges shared by two visible faces (they lie inside the outline)."""
     visible = np.zeros(6, dtype=bool)
@@ -464,7 +560,8 @@ def _fit_box(cfg: Config, mask: np.ndarray, image: np.ndarray) -> tuple[_Fit, fl
        there the thin side and top faces span enough pixels for their edges to decide between
        hypotheses the outline alone cannot tell apart.
     """
-    coarse = _Objective(cfg, mask, image, cfg.fit_side, edge_weight=0.0)
+    lines = _line_segments(image, mask, cfg.line_min_length)
+    coarse = _Objective(cfg, mask, image, lines, cfg.fit_side, edge_weight=0.0)
 
     # 1. Coarse grid over the angles and the box proportions, each aligned to the mask's bbox.
     starts = []
@@ -482,15 +579,18 @@ def _fit_box(cfg: Config, mask: np.ndarray, image: np.ndarray) -> tuple[_Fit, fl
     # 2. Distinct, nearly as good hypotheses go to the fine stage; the best one there wins.
     candidates: list[_Fit] = []
     for p, value in refined:
-        fit = _front_by_azimuth(coarse.decode(p))
+        fit = _front_by_azimuth(coarse.decode(p), coarse.w, coarse.h)
         if value > refined[0][1] + _CANDIDATE_MARGIN or len(candidates) == cfg.n_candidates:
             break
         if all(not _same_hypothesis(fit, other) for other in candidates):
             candidates.append(fit)
-    fine = _Objective(cfg, mask, image, cfg.refine_side, edge_weight=cfg.edge_weight)
+    fine = _Objective(cfg, mask, image, lines, cfg.refine_side, edge_weight=cfg.edge_weight)
+    starts = [_rescale(fit, fine.s / coarse.s) for fit in candidates]
+    if fine.line_weight > 0:  # the same boxes seen by the camera the line segments alone point to
+        starts += [fit for fit in (fine.fit_lines(start, cfg.max_evals) for start in starts) if fit is not None]
     best_p, best = None, np.inf
-    for fit in candidates:
-        p, value = fine.minimize(fine.encode(_rescale(fit, fine.s / coarse.s)), cfg.max_evals)
+    for fit in starts:
+        p, value = fine.minimize(fine.encode(fit), cfg.max_evals)
         if value < best:
             best_p, best = p, value
     return _rescale(fine.decode(best_p), 1.0 / fine.s), best
@@ -499,8 +599,8 @@ def _fit_box(cfg: Config, mask: np.ndarray, image: np.ndarray) -> tuple[_Fit, fl
 def _same_hypothesis(a: _Fit, b: _Fit) -> bool:
     """Whether two hypotheses (front faces chosen alike) are within a few degrees and percent."""
     return (
-        abs(a.azimuth - b.azimuth) < np.radians(5.0)
-        and abs(a.elevation - b.elevation) < np.radians(5.0)
+        abs(a.heading - b.heading) < np.radians(5.0)
+        and abs(a.tilt - b.tilt) < np.radians(5.0)
         and abs(np.log(a.depth / b.depth)) < 0.15
         and abs(np.log(a.width / b.width)) < 0.15
     )
@@ -511,18 +611,18 @@ def _rescale(fit: _Fit, factor: float) -> _Fit:
     return dataclasses.replace(fit, u0=fit.u0 * factor, v0=fit.v0 * factor, size=fit.size * factor)
 
 
-def _front_by_azimuth(fit: _Fit) -> _Fit:
+def _front_by_azimuth(fit: _Fit, width: float, height: float) -> _Fit:
     """Relabel the box so that +x is the vertical face turned most towards the camera (|azimuth| <= 45 deg).
 
     A box of depth d and width w seen from azimuth a is the same box, turned a quarter, of depth
     w and width d seen from a -/+ 90 deg. The front of an appliance or cabinet is the side a
     product photo faces most directly.
     """
-    quarters = int(np.round(fit.azimuth / (np.pi / 2)))
+    quarters = int(np.round(_view_angles(_pose(fit, width, height)[0])[0] / (np.pi / 2)))
     if quarters == 0:
         return fit
     depth, width = (fit.width, fit.depth) if quarters % 2 else (fit.depth, fit.width)
-    return dataclasses.replace(fit, depth=depth, width=width, azimuth=fit.azimuth - quarters * np.pi / 2)
+    return dataclasses.replace(fit, depth=depth, width=width, heading=fit.heading - quarters * np.pi / 2)
 
 
 # ----------------------------------------------------------------------------------------------
