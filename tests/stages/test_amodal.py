@@ -9,8 +9,9 @@ import pytest
 import trimesh
 
 from stages import amodal, segment3d
-from stages._shared.io import read_mesh, read_rgb, write_image
+from stages._shared.io import read_mask, read_mesh, read_rgb, write_image
 from stages._shared.kinematics import move_points
+from stages._shared.raster import rasterize
 from tests.stages.synth_inputs import gt_part_masks, synth_case
 
 CFG = amodal.Config()
@@ -94,6 +95,26 @@ def test_lid_is_the_slab_above_its_seam(cases, tmp_path):
     assert base.bounds[1, 2] <= lid.bounds[0, 2] - 0.9 * CFG.gap
     # The base is an open box: much less than its full slab of volume.
     assert base.volume < 0.5 * np.prod(base.extents)
+
+
+def test_lid_seen_only_on_top_is_a_thin_slab(cases, tmp_path):
+    """A lid whose rim the photo does not resolve (its mask only on the top face) still completes."""
+    case, masks, seg = cases["box_lid"]
+    body = read_mesh(case.recon.mesh)
+    raster = rasterize(case.recon.camera, body.vertices, body.faces)
+    up = raster.mask & (body.face_normals[np.where(raster.mask, raster.face_id, 0)][..., 2] > 0.9)
+    lid_mask = read_mask(masks.parts[0].mask)
+    assert (lid_mask & ~up).sum() > 50  # the ground-truth mask does show the rim
+    top_only = write_image(tmp_path / "top_only.png", lid_mask & up)
+    masks = dataclasses.replace(masks, parts=(dataclasses.replace(masks.parts[0], mask=top_only),))
+    result = amodal.run(CFG, case.recon, masks, seg, tmp_path / "out")
+    lid, base = read_mesh(result.part_meshes[0]), read_mesh(result.base_mesh)
+    assert lid.is_watertight and base.is_watertight
+    top = body.bounds[1, 2]
+    assert lid.bounds[1, 2] == pytest.approx(top, abs=1e-6)
+    assert lid.bounds[0, 2] == pytest.approx(top - CFG.panel_thickness, abs=1e-6)
+    assert np.allclose(lid.bounds[:, :2], body.bounds[:, :2], atol=1e-6)  # the whole top
+    assert _max_penetration(base, lid, masks.parts[0]) <= PENETRATION_M
 
 
 def test_amodal_images_show_each_mesh_alone(cases, tmp_path):
