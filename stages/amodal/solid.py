@@ -371,7 +371,9 @@ def _to_trimesh(solid, what: str):
     if solid.is_empty():
         raise ValueError(f"{what}: the completed solid is empty (the cavities took the whole body); check the part masks")
     m = solid.to_mesh64()
-    mesh = trimesh.Trimesh(np.asarray(m.vert_properties)[:, :3], np.asarray(m.tri_verts, np.int64), process=True)
+    # Taken as it is (manifold3d's output is indexed and closed): booleans can leave edges of
+    # ~1e-11 m, and merging their ends would tear the surface there.
+    mesh = trimesh.Trimesh(np.asarray(m.vert_properties)[:, :3], np.asarray(m.tri_verts, np.int64), process=False)
     if not mesh.is_watertight or mesh.volume <= 0:
         raise ValueError(f"{what}: the completed mesh is not a watertight solid ({len(mesh.faces)} faces)")
     return mesh

@@ -137,3 +137,18 @@ def test_mask_off_its_faces_is_an_error(cases, tmp_path):
     bad = dataclasses.replace(masks, parts=(dataclasses.replace(masks.parts[0], mask=empty),) + masks.parts[1:])
     with pytest.raises(ValueError, match="shows none of its segmented faces"):
         amodal.run(CFG, case.recon, bad, seg, tmp_path)
+
+
+def test_boolean_slivers_do_not_open_the_mesh():
+    """Two cavities 1e-11 m out of line leave edges that short; the mesh must stay closed."""
+    from manifold3d import Manifold
+
+    from stages.amodal.solid import _to_trimesh
+
+    body = Manifold.cube((1.0, 1.0, 1.0))
+    a = Manifold.cube((0.5, 0.4, 0.8)).translate((0.6, 0.05, 0.1))
+    b = Manifold.cube((0.5, 0.4, 0.8)).translate((0.6, 0.45 + 1e-11, 0.1 + 1e-11))
+    solid = body - (a + b)
+    mesh = _to_trimesh(solid, "base")
+    assert mesh.is_watertight
+    assert mesh.volume == pytest.approx(solid.volume(), rel=1e-9)
