@@ -11,7 +11,8 @@ a panel on one face of the object's box (found from its segmented faces and its 
   ``drawer_depth_fraction`` of the body's depth; the base loses the slot and the tray's
   channel, ``gap`` wider on every side;
 - a lid (revolute, hinged at the top back edge, its mask at the top of the box) is the slab of
-  the body above its seam; the base below becomes an open box.
+  the body above its seam (``panel_thickness`` when the photo shows no rim); the base below
+  becomes an open box.
 
 Every mesh is built with manifold3d booleans and checked watertight. A door turning about its
 hinge edge on the face plane, a drawer sliding out along the face normal and a lid turning
@@ -298,16 +299,23 @@ def _drawer(cfg: Config, face: BoxFace, rect, panel, slot, thickness: float, dep
 
 def _lid(cfg: Config, faces: dict, rects: dict, name: str) -> _Solid:
     """A lid: the body's slab above the lid's seam (the lowest edge of its region on the front
-    and side faces), hinged along the top back edge; the base below becomes an open box."""
+    and side faces), hinged along the top back edge; the base below becomes an open box.
+
+    A lid whose mask shows no side face has a rim too thin for the photo to resolve: it becomes
+    a slab of ``panel_thickness`` (at most ``_MAX_THICKNESS_FRACTION`` of the body's height).
+    """
     top = faces["top"]
     upper_z = float(top.origin[2])
     lower_z = upper_z - faces["front"].height
     sides = [n for n in rects if n not in ("top", "bottom")]
-    if not sides:
-        raise ValueError(
-            f"part {name!r} is a lid seen only on the top face; its edge on a side of the box is needed to cut it"
-        )
-    seam_z = min(float(faces[n].to_base(0.0, rects[n][3])[0, 2]) for n in sides)
+    if sides:
+        seam_z = min(float(faces[n].to_base(0.0, rects[n][3])[0, 2]) for n in sides)
+    else:
+        seam_z = upper_z - min(cfg.panel_thickness, _MAX_THICKNESS_FRACTION * (upper_z - lower_z))
+        log.warning(
+            "amodal: part %r is a lid seen only on the top face (its rim is thinner than the photo resolves); "
+            "taken as a %.3f m slab", name, upper_z - seam_z,
+        )  # fmt: skip
     if not lower_z + cfg.wall_thickness + cfg.gap < seam_z < upper_z - cfg.gap:
         raise ValueError(f"part {name!r}: lid seam at z = {seam_z:.4f} m leaves no base below or no lid above")
     full = (0.0, top.width, 0.0, top.height)
@@ -363,7 +371,9 @@ def _to_trimesh(solid, what: str):
     if solid.is_empty():
         raise ValueError(f"{what}: the completed solid is empty (the cavities took the whole body); check the part masks")
     m = solid.to_mesh64()
-    mesh = trimesh.Trimesh(np.asarray(m.vert_properties)[:, :3], np.asarray(m.tri_verts, np.int64), process=True)
+    # Taken as it is (manifold3d's output is indexed and closed): booleans can leave edges of
+    # ~1e-11 m, and merging their ends would tear the surface there.
+    mesh = trimesh.Trimesh(np.asarray(m.vert_properties)[:, :3], np.asarray(m.tri_verts, np.int64), process=False)
     if not mesh.is_watertight or mesh.volume <= 0:
         raise ValueError(f"{what}: the completed mesh is not a watertight solid ({len(mesh.faces)} faces)")
     return mesh

@@ -9,8 +9,9 @@ import pytest
 import trimesh
 
 from stages import amodal, segment3d
-from stages._shared.io import read_mesh, read_rgb, write_image
+from stages._shared.io import read_mask, read_mesh, read_rgb, write_image
 from stages._shared.kinematics import move_points
+from stages._shared.raster import rasterize
 from tests.stages.synth_inputs import gt_part_masks, synth_case
 
 CFG = amodal.Config()
@@ -96,6 +97,26 @@ def test_lid_is_the_slab_above_its_seam(cases, tmp_path):
     assert base.volume < 0.5 * np.prod(base.extents)
 
 
+def test_lid_seen_only_on_top_is_a_thin_slab(cases, tmp_path):
+    """A lid whose rim the photo does not resolve (its mask only on the top face) still completes."""
+    case, masks, seg = cases["box_lid"]
+    body = read_mesh(case.recon.mesh)
+    raster = rasterize(case.recon.camera, body.vertices, body.faces)
+    up = raster.mask & (body.face_normals[np.where(raster.mask, raster.face_id, 0)][..., 2] > 0.9)
+    lid_mask = read_mask(masks.parts[0].mask)
+    assert (lid_mask & ~up).sum() > 50  # the ground-truth mask does show the rim
+    top_only = write_image(tmp_path / "top_only.png", lid_mask & up)
+    masks = dataclasses.replace(masks, parts=(dataclasses.replace(masks.parts[0], mask=top_only),))
+    result = amodal.run(CFG, case.recon, masks, seg, tmp_path / "out")
+    lid, base = read_mesh(result.part_meshes[0]), read_mesh(result.base_mesh)
+    assert lid.is_watertight and base.is_watertight
+    top = body.bounds[1, 2]
+    assert lid.bounds[1, 2] == pytest.approx(top, abs=1e-6)
+    assert lid.bounds[0, 2] == pytest.approx(top - CFG.panel_thickness, abs=1e-6)
+    assert np.allclose(lid.bounds[:, :2], body.bounds[:, :2], atol=1e-6)  # the whole top
+    assert _max_penetration(base, lid, masks.parts[0]) <= PENETRATION_M
+
+
 def test_amodal_images_show_each_mesh_alone(cases, tmp_path):
     case, masks, seg = cases["cabinet"]
     result = amodal.run(CFG, case.recon, masks, seg, tmp_path)
@@ -116,3 +137,18 @@ def test_mask_off_its_faces_is_an_error(cases, tmp_path):
     bad = dataclasses.replace(masks, parts=(dataclasses.replace(masks.parts[0], mask=empty),) + masks.parts[1:])
     with pytest.raises(ValueError, match="shows none of its segmented faces"):
         amodal.run(CFG, case.recon, bad, seg, tmp_path)
+
+
+def test_boolean_slivers_do_not_open_the_mesh():
+    """Two cavities 1e-11 m out of line leave edges that short; the mesh must stay closed."""
+    from manifold3d import Manifold
+
+    from stages.amodal.solid import _to_trimesh
+
+    body = Manifold.cube((1.0, 1.0, 1.0))
+    a = Manifold.cube((0.5, 0.4, 0.8)).translate((0.6, 0.05, 0.1))
+    b = Manifold.cube((0.5, 0.4, 0.8)).translate((0.6, 0.45 + 1e-11, 0.1 + 1e-11))
+    solid = body - (a + b)
+    mesh = _to_trimesh(solid, "base")
+    assert mesh.is_watertight
+    assert mesh.volume == pytest.approx(solid.volume(), rel=1e-9)
