@@ -55,6 +55,8 @@ _SEAM_SIDE_FACTOR_HANDLED = (0.6, 0.9, 1.0, 1.0, 1.0)
 _BRIDGE_PX = 3
 #: Rows on each side of a seam checked to show one surface.
 _SIDE_ROWS = 3
+#: Widest a handle beside a seam shows across it (bar and standoff seen obliquely), metres.
+_HANDLE_DEPTH_M = 0.03
 #: Faces turned away from the camera up to this cosine are still rectified (a lid's top seen
 #: from just below its plane), showing nothing.
 _MAX_HIDDEN_COS = 0.2
@@ -68,10 +70,16 @@ _ROUND_RADIAL = 0.9
 _ROUND_FILL = 0.3
 #: Hough circles examined per face.
 _ROUND_CANDIDATES = 4
+#: Farthest a Hough circle's centre is moved to centre its rings, fraction of its radius, and
+#: the steps each way.
+_ROUND_SHIFT = 0.3
+_ROUND_SHIFT_STEPS = 6
 #: A panel starting within this fraction of the face height from its top edge touches the top.
 _TOP_TOUCH = 0.05
-#: Length over width from which a blob is a bar handle.
-_BAR_ASPECT = 2.5
+#: A blob at least this many times longer than wide is a bar (a pull handle), not a knob or a dial.
+_BAR_ASPECT = 3.0
+#: Least share of a panel its fitted colour explains (a door's window and handle leave more).
+_MIN_SURFACE = 0.4
 
 
 class Config(BaseModel):
@@ -148,7 +156,7 @@ class Config(BaseModel):
         description="handle this close to the top (bottom) edge, fraction of the height: a flap hinged at the other edge",
     )
     lid_max_height: float = Field(
-        0.22, gt=0, lt=1, description="tallest lid edge strip along the front face's top, fraction of the face height"
+        0.3, gt=0, lt=1, description="tallest lid edge strip along the front face's top, fraction of the face height"
     )
     drawer_aspect: float = Field(
         1.4, gt=1, description="width / height above which a panel without a handle is taken for a drawer"
@@ -400,7 +408,7 @@ def _analyse(cfg: Config, face: _Face) -> _Face:
     """Find a rectified face's seams, cells and panels."""
     H, W = face.valid.shape
     horizontal, vertical = _seam_evidence(cfg, face.rgb, face.valid)
-    cells = _xy_cut(cfg, face.rgb, horizontal, vertical, face.valid)
+    cells = _xy_cut(cfg, face.rgb, horizontal, vertical, face.valid, face.m_per_px)
     regions = np.zeros((H, W), np.int32)
     for k, cell in enumerate(cells):
         c0, r0, c1, r1 = cell.bbox
@@ -450,7 +458,12 @@ def _seam_evidence(cfg: Config, rgb: np.ndarray, valid: np.ndarray) -> tuple[np.
 
 
 def _xy_cut(
-    cfg: Config, rgb: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray, valid: np.ndarray
+    cfg: Config,
+    rgb: np.ndarray,
+    horizontal: np.ndarray,
+    vertical: np.ndarray,
+    valid: np.ndarray,
+    m_per_px: tuple[float, float],
 ) -> list[_Cell]:
     """Split a face into cells along seams that cross a whole cell, strongest seam first.
 
@@ -461,16 +474,21 @@ def _xy_cut(
     """
     H, W = valid.shape
     frame_px = cfg.seam_frame * max(H, W)
+    # A pull bar lies along a rail (a flap's, a drawer's); knobs side by side in a control
+    # strip would pass for vertical seams if their far side counted.
+    handle_px = int(np.ceil(_HANDLE_DEPTH_M / m_per_px[1]))
     cells = []
     stack = [((0, 0, W, H), (False, False, False, False))]
     while stack:  # loop over cells (a few dozen per face)
         (c0, r0, c1, r1), sides = stack.pop()
         v = valid[r0:r1, c0:c1]
         rgb_cell = rgb[r0:r1, c0:c1]
-        bands = [(s, a, b, "row") for s, a, b in _cut_bands(cfg, horizontal[r0:r1, c0:c1], v, rgb_cell, frame_px)]
+        bands = [
+            (s, a, b, "row") for s, a, b in _cut_bands(cfg, horizontal[r0:r1, c0:c1], v, rgb_cell, frame_px, handle_px)
+        ]
         bands += [
             (s, a, b, "col")
-            for s, a, b in _cut_bands(cfg, vertical[r0:r1, c0:c1].T, v.T, rgb_cell.transpose(1, 0, 2), frame_px)
+            for s, a, b in _cut_bands(cfg, vertical[r0:r1, c0:c1].T, v.T, rgb_cell.transpose(1, 0, 2), frame_px, 0)
         ]
         if not bands:
             cells.append(_Cell((c0, r0, c1, r1), sides))
@@ -492,7 +510,7 @@ def _xy_cut(
 
 
 def _cut_bands(
-    cfg: Config, evidence: np.ndarray, valid: np.ndarray, rgb: np.ndarray, frame_px: float
+    cfg: Config, evidence: np.ndarray, valid: np.ndarray, rgb: np.ndarray, frame_px: float, handle_px: int
 ) -> list[tuple[float, int, int]]:
     """Runs ``[a, b)`` of rows of ``evidence`` (h, w) that are seams across the whole width,
     each with its strength (the best coverage in the run).
@@ -503,7 +521,9 @@ def _cut_bands(
     hide a stretch). A run
     of such rows is kept when each side of it is one surface along its length (``rgb`` (h, w, 3)
     is the cell's image): a window's edge has the window on one side for part of its length
-    and the door for the rest, a seam has one panel on each side.
+    and the door for the rest, a seam has one panel on each side. A side is also one surface
+    when it is so ``handle_px`` rows further on: a handle beside the seam ends there, a window
+    does not.
     """
     h, w = evidence.shape
     if h < 3 or w < 3:
@@ -512,20 +532,31 @@ def _cut_bands(
     cover = evidence.sum(axis=1) / np.maximum(n_valid, 1)
     hit = evidence | ~valid  # off-object pixels neither start, end nor break a seam
     cols = np.arange(w)
-    any_hit = hit.any(axis=1)
-    first = np.where(any_hit, np.argmax(hit, axis=1), w)
-    last = np.where(any_hit, w - 1 - np.argmax(hit[:, ::-1], axis=1), -1)
+    # The ends are judged inside the frame band: evidence at a face's very sides (its outline,
+    # a proud panel's edge) does not make a handle's edge in the middle reach them.
+    fp = int(min(frame_px, w // 4))
+    inner = hit.copy()
+    inner[:, :fp] = inner[:, w - fp:] = False
+    any_hit = inner.any(axis=1)
+    first = np.where(any_hit, np.argmax(inner, axis=1), w)
+    last = np.where(any_hit, w - 1 - np.argmax(inner[:, ::-1], axis=1), -1)
     previous = np.maximum.accumulate(np.where(hit, cols, -1), axis=1)  # last hit at or before each column
     inner_gap = np.max(np.where(cols <= last[:, None], cols - previous - 1, 0), axis=1)
     end_gap = np.maximum(first, w - 1 - last)
     cut = (cover >= cfg.seam_coverage) & (n_valid >= 0.5 * w)
     cut &= (end_gap <= max(cfg.seam_end_gap * w, frame_px)) & (inner_gap <= cfg.seam_max_gap * w)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], cut.astype(np.int8), [0]])))
+
+    def side(lo: int, hi: int, beyond: int) -> bool:
+        """Whether rows [lo, hi) are one surface, or the rows ``beyond`` further are (inside the cell)."""
+        if _one_surface(cfg, rgb[max(0, lo):hi], valid[max(0, lo):hi]):
+            return True
+        lo, hi = lo + beyond, hi + beyond
+        return 0 <= lo and hi <= h and _one_surface(cfg, rgb[lo:hi], valid[lo:hi])
+
     bands = []
     for a, b in zip(edges[::2], edges[1::2]):  # loop over seam candidates (a few per cell)
-        if _one_surface(cfg, rgb[max(0, a - _SIDE_ROWS):a], valid[max(0, a - _SIDE_ROWS):a]) and _one_surface(
-            cfg, rgb[b:b + _SIDE_ROWS], valid[b:b + _SIDE_ROWS]
-        ):
+        if side(a - _SIDE_ROWS, a, -handle_px) and side(b, b + _SIDE_ROWS, handle_px):
             bands.append((float(cover[a:b].max()), int(a), int(b)))
     return bands
 
@@ -594,10 +625,6 @@ def _cell_panels(cfg: Config, face: _Face, cell: _Cell) -> list[_Panel]:
     return [_make_panel(cfg, face, half, _handle_blobs(cfg, face, half)) for half in halves]
 
 
-#: A blob at least this many times longer than wide is a bar (a pull handle), not a knob or a dial.
-_BAR_ASPECT = 3.0
-
-
 def _main_handle(handles: list[_Handle]) -> _Handle | None:
     """The blob that opens the panel: a bar if there is one (a safe's pull beside its round
     dial), else the most salient."""
@@ -629,11 +656,12 @@ def _make_panel(cfg: Config, face: _Face, cell: _Cell, blobs: list[_Handle]) -> 
     area_fraction = float(face.valid[r0:r1, c0:c1].sum()) / float(face.valid.sum())
     size_ok = area_fraction <= cfg.max_panel_area or handle is not None
     rect_score = float(np.clip((rectangularity - cfg.min_rectangularity) / (0.95 - cfg.min_rectangularity), 0, 1))
-    # A handle at a panel's bottom edge (a flip-up door) is as often a pedal or a plinth detail;
-    # one cut by its top edge is a lid's tab reaching over the seam onto the box's wall.
-    flip_up = joint_type == "revolute" and hinge_side == "top" and face.face.name != "top"
-    handled = handle is not None and not flip_up and not _touches_top(handle, cell)
+    # A handle at a panel's bottom edge is as often a pedal or a plinth detail, unless seams
+    # close the panel on all four sides (a flap hinged at its top); one cut by its top edge is a
+    # lid's tab reaching over the seam onto the box's wall.
     n_seams = int(sum(cell.seam_sides))
+    flip_up = joint_type == "revolute" and hinge_side == "top" and face.face.name != "top" and n_seams < 4
+    handled = handle is not None and not flip_up and not _touches_top(handle, cell)
     factor = (_SEAM_SIDE_FACTOR_HANDLED if handled else _SEAM_SIDE_FACTOR)[n_seams]
     confidence = (0.5 * handled + 0.25 * rect_score + 0.25 * size_ok) * factor
     if controls:
@@ -680,22 +708,29 @@ def _round_doors(cfg: Config, face: _Face) -> list[_Panel]:
     angles = np.linspace(0, 2 * np.pi, 180, endpoint=False)
     cos, sin = np.cos(angles), np.sin(angles)
 
-    def support(cx: float, cy: float, radii: np.ndarray) -> np.ndarray:
-        """(R,) share of each circle's points with a step across it above seam_contrast."""
-        x = np.rint(cx + radii[:, None] * cos).astype(int)  # (R, 180)
-        y = np.rint(cy + radii[:, None] * sin).astype(int)
+    def support(cx: np.ndarray, cy: np.ndarray, radii: np.ndarray) -> np.ndarray:
+        """(K, R) share of the points of each circle about each of K centres with a step across
+        it above seam_contrast."""
+        x = np.rint(cx[:, None, None] + radii[:, None] * cos).astype(int)  # (K, R, 180)
+        y = np.rint(cy[:, None, None] + radii[:, None] * sin).astype(int)
         inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
         xi, yi = np.clip(x, 0, W - 1), np.clip(y, 0, H - 1)
         gxs, gys = gx[yi, xi], gy[yi, xi]
         radial = np.abs(gxs * cos + gys * sin)
         # Edges crossing the ring obliquely (a window's sides, a handle) do not count.
         along = radial >= _ROUND_RADIAL * np.hypot(gxs, gys)
-        return np.mean((radial > cfg.seam_contrast) & along & inside & face.valid[yi, xi], axis=1)
+        return np.mean((radial > cfg.seam_contrast) & along & inside & face.valid[yi, xi], axis=2)
 
     doors = []
     for cx, cy, r in found[0][:_ROUND_CANDIDATES]:  # loop over a few circle candidates
         radii = np.linspace(0.5 * r, 2.0 * r, 61)
-        ring = support(cx, cy, radii)
+        # Hough's centre may be the partly seen rim's; the rings are centred on the best circle
+        # near it (the glass, whole on every door).
+        shift = np.linspace(-_ROUND_SHIFT * r, _ROUND_SHIFT * r, 2 * _ROUND_SHIFT_STEPS + 1)
+        ox, oy = (v.ravel() for v in np.meshgrid(shift, shift))
+        rings = support(cx + ox, cy + oy, radii)
+        best = int(np.argmax(rings.max(axis=1)))
+        cx, cy, ring = cx + ox[best], cy + oy[best], rings[best]
         if ring.max() < 2 * cfg.round_support:  # no clearly round edge (a square's inscribed circle)
             continue
         rho = float(radii[np.flatnonzero(ring >= cfg.round_support).max()])  # the outermost ring: the rim
@@ -736,7 +771,7 @@ def _rim_to_handle(cfg: Config, face: _Face, cx: float, cy: float, rho: float) -
     handles = [b for b in _handle_blobs(cfg, face, _Cell((c0, r0, c1, r1), (True,) * 4)) if not b.control]
     if not handles:
         return rho
-    handle = max(handles, key=lambda b: b.score)
+    handle = _main_handle(handles)
     hx, hy = c0 + handle.centre[0] * (c1 - c0), r0 + handle.centre[1] * (r1 - r0)
     far = float(np.hypot(hx - cx, hy - cy)) + 0.5 * max(handle.size) + 1.0
     return float(np.clip(far, rho, reach))
@@ -775,6 +810,8 @@ def _handle_blobs(cfg: Config, face: _Face, cell: _Cell) -> list[_Handle]:
         coef, *_ = np.linalg.lstsq(A[rows, cols], rgb[rows, cols], rcond=None)
         diff = np.abs(A @ coef - rgb).max(axis=2)  # (h, w) distance from the panel colour
         fit = own & (diff <= 0.5 * cfg.handle_contrast)
+    if fit.sum() < _MIN_SURFACE * own.sum():
+        return []  # several surfaces (a control strip beside the body), not one panel with a handle
 
     inner = np.zeros((h, w), bool)
     inner[margin:h - margin, margin:w - margin] = own[margin:h - margin, margin:w - margin]
@@ -912,7 +949,7 @@ def _add_lid(cfg: Config, faces: dict[str, _Face]) -> dict[str, _Face]:
     strip = _Cell((0, 0, W, min(H, 2 * seam + g)), (False, False, False, False))  # a tab may hang over the seam
     blobs = _handle_blobs(cfg, front, strip) + top_blobs
     handles = [b for b in blobs if not b.control]
-    handle = max(handles, key=lambda b: b.score) if handles else None
+    handle = _main_handle(handles)
     # Hinged at the back edge unless the handle sits on the top face near that edge.
     on_top = handle is not None and any(handle is b for b in top_blobs)
     hinge = "bottom" if on_top and handle.centre[1] < cfg.flap_band else "top"
