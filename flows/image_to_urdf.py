@@ -84,8 +84,8 @@ def articulation_video(cfg, fg, recon, masks, parts, motions, out_dir):
 
 
 @task(name="joint_fit", cache_policy=NO_CACHE)
-def joint_fit(cfg, recon, parts, video, out_dir):
-    return stages.joint_fit.run(cfg, recon, parts, video, out_dir)
+def joint_fit(cfg, recon, parts, video, masks, out_dir):
+    return stages.joint_fit.run(cfg, recon, parts, video, out_dir, masks)
 
 
 @task(name="texture", cache_policy=NO_CACHE)
@@ -176,7 +176,7 @@ def image_to_urdf(
         progress.done(", ".join(f"{c.part}: {len(c.frames)} frames ({c.source})" for c in video.clips) or "none")
     # 7. joint_fit: dual-quaternion joint per part, fitted to its clip
     with progress.stage("joint_fit") as d:
-        joints = progress.call(joint_fit, cfg.joint_fit, recon, parts, video, d)
+        joints = progress.call(joint_fit, cfg.joint_fit, recon, parts, video, masks, d)
         progress.done(", ".join(describe_joint(j) for j in joints.joints) or "none")
     # 8. texture: UV atlas, photo projected, unseen texels filled
     with progress.stage("texture") as d:

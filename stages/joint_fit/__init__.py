@@ -9,6 +9,7 @@ from typing import Literal
 from stages.amodal import AmodalResult
 from stages.articulation_video import ArticulationVideoResult
 from stages.joint_fit import dual_quaternion
+from stages.part_masks import PartMasksResult
 from stages.reconstruct import ReconstructResult
 
 
@@ -54,5 +55,7 @@ def run(
     amodal: AmodalResult,
     video: ArticulationVideoResult,
     out_dir: Path,
+    masks: PartMasksResult | None = None,
 ) -> JointFitResult:
-    return BACKENDS[cfg.backend](cfg, recon, amodal, video, Path(out_dir))
+    """``masks``: the proposed joint types, used where a clip cannot tell the type."""
+    return BACKENDS[cfg.backend](cfg, recon, amodal, video, Path(out_dir), masks)

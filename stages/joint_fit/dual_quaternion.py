@@ -133,6 +133,10 @@ class Config(BaseModel):
     revolute_margin: float = Field(
         0.1, ge=0, description="revolute is chosen only if its loss is this fraction below prismatic's"
     )
+    min_explained: float = Field(
+        0.2, ge=0, le=1, description="when neither joint type explains this share of the clip's change (loss "
+        "relative to no motion), the clip cannot tell the type and part_masks' proposal decides",
+    )
     revolute_cap: float = Field(math.pi, gt=0, description="largest revolute range considered, radians")
     prismatic_cap: float = Field(
         1.0, gt=0, description="largest prismatic range, fraction of the part's depth along the axis"
@@ -167,7 +171,7 @@ class Config(BaseModel):
         return self.renderer == "nvdiffrast"
 
 
-def run(cfg: Config, recon, amodal, video, out_dir: Path):
+def run(cfg: Config, recon, amodal, video, out_dir: Path, masks=None):
     """Fit one joint per clip of ``video``; clip k belongs to ``amodal.part_meshes[k]``.
 
     Parameters
@@ -181,6 +185,8 @@ def run(cfg: Config, recon, amodal, video, out_dir: Path):
       One clip per part, frames at the photo's size, frame 0 at rest.
     out_dir : Path
       Receives ``fit.json``.
+    masks : PartMasksResult, optional
+      Part k's proposed joint type decides where its clip cannot (see ``min_explained``).
 
     Returns
     -------
@@ -205,7 +211,8 @@ def run(cfg: Config, recon, amodal, video, out_dir: Path):
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:  # 2. fit each part to its clip
-        estimates, reports = _fit_all(cfg, camera, base, parts, video, diag)
+        proposed = [p.joint_type for p in masks.parts] if masks is not None else [None] * len(parts)
+        estimates, reports = _fit_all(cfg, camera, base, parts, video, diag, proposed)
     finally:
         torch.set_num_threads(threads)
 
@@ -222,12 +229,12 @@ def run(cfg: Config, recon, amodal, video, out_dir: Path):
     return JointFitResult(joints=tuple(estimates), params_json=params)
 
 
-def _fit_all(cfg: Config, camera: Camera, base, parts, video, diag: float):
+def _fit_all(cfg: Config, camera: Camera, base, parts, video, diag: float, proposed: list):
     """Fit each part to its clip; returns the estimates and the fit.json report per part."""
     from stages.joint_fit import JointEstimate
 
     estimates, reports = [], []
-    for k, (clip, part) in enumerate(zip(video.clips, parts)):  # one fit per part
+    for k, (clip, part, proposed_type) in enumerate(zip(video.clips, parts, proposed)):  # one fit per part
         static = kinematics.static_scene(base, parts, k)
         frames = [read_rgb(f) for f in clip.frames]
         for path, f in zip(clip.frames, frames):
@@ -241,7 +248,7 @@ def _fit_all(cfg: Config, camera: Camera, base, parts, video, diag: float):
                 f"clip of part {clip.part!r} has {len(frames)} frame(s); a clip needs rest + >= 1 moved frame"
             )
         started = time.perf_counter()
-        fit = fit_joint(cfg, camera, static, part, frames, diag)
+        fit = fit_joint(cfg, camera, static, part, frames, diag, proposed_type)
         fit["seconds"] = time.perf_counter() - started
         fit["part"] = clip.part
         fit["source"] = clip.source
@@ -397,10 +404,14 @@ class _Part:
     glctx: object  # nvdiffrast RasterizeCudaContext (CUDA renderer), None for the soft torch rasteriser
 
 
-def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray], diag: float) -> dict:
+def fit_joint(
+    cfg: Config, camera: Camera, base, part, frames: list[np.ndarray], diag: float, proposed_type: str | None = None
+) -> dict:
     """Fit the joint of ``part`` to ``frames``; returns the report dict with an ``estimate`` entry.
 
     ``base`` is everything that stays put in the clip (the base and the other parts at rest).
+    ``proposed_type`` (the photo's guess, e.g. a door is revolute) decides the type when neither
+    type explains ``min_explained`` of the clip (a part mesh that does not match the clip's part).
 
     The ``estimate`` entry holds the :class:`~stages.joint_fit.JointEstimate` fields except
     ``part``; the rest of the report (candidates, loss curves, settings) goes to fit.json.
@@ -495,10 +506,20 @@ def fit_joint(cfg: Config, camera: Camera, base, part, frames: list[np.ndarray],
         timings[f"coarse_{jt}"] = clock.lap()
     static_loss = _static_loss(cfg, scenes["coarse"], model, coarse_sub, diag, albedo0)
 
-    # 4. choose the type (the pivot-free prismatic model unless revolute is clearly better), then
-    #    refine it at full resolution on every frame
+    # 4. choose the type (the pivot-free prismatic model unless revolute is clearly better; the
+    #    photo's proposal when the clip explains neither), then refine it at full resolution
     losses = {jt: fits[jt]["loss"] for jt in JOINT_TYPES}
-    chosen = "revolute" if losses["revolute"] < (1.0 - cfg.revolute_margin) * losses["prismatic"] else "prismatic"
+    best_explained = max(1.0 - v / max(static_loss, 1e-12) for v in losses.values())
+    if proposed_type in JOINT_TYPES and best_explained < cfg.min_explained:
+        chosen, report["type_from"] = proposed_type, "proposal"
+        log.warning(
+            "joint_fit: the clip explains at most %.0f %% of its change with either joint type (the part mesh "
+            "may not match the moving part); the proposed %s type is kept",
+            100 * best_explained, proposed_type,
+        )  # fmt: skip
+    else:
+        chosen = "revolute" if losses["revolute"] < (1.0 - cfg.revolute_margin) * losses["prismatic"] else "prismatic"
+        report["type_from"] = "clip"
     other = "prismatic" if chosen == "revolute" else "revolute"
     fit = _refine(cfg, scenes["fine"], model, fits[chosen], sub, np.arange(1, T), diag, cfg.fine_iters)
     fit["curve"] = fits[chosen]["curve"] + fit["curve"]

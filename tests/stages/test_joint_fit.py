@@ -367,6 +367,25 @@ def test_a_clip_without_motion_gives_a_fixed_joint(tmp_path):
     assert joint.lower == joint.upper == 0.0 and joint.losses == {}
 
 
+def test_the_proposal_decides_only_where_the_clip_cannot():
+    """A clip of door_0 fitted with door_1's mesh (a wrong part mesh) explains little (left to
+    the clip, revolute wins by a hair): the proposed type is kept; with the right mesh the clip
+    overrules a wrong proposal."""
+    obj = make_object("cabinet", 0)
+    camera = product_camera(obj, 0, SIZE, SIZE)
+    frames = [v.rgb for v in render_clip(obj, camera, "door_0", 12)]
+    door_0, door_1 = obj.part("door_0").mesh, obj.part("door_1").mesh
+    diag = float(np.linalg.norm(obj.extents))
+    cfg = joint_fit.Config()
+    wrong_base = trimesh.util.concatenate([obj.base, door_0])
+    report = dq.fit_joint(cfg, camera, wrong_base, door_1, frames, diag, "prismatic")
+    best = max(1 - v / report["static_loss"] for v in report["estimate"]["losses"].values())
+    assert best < cfg.min_explained
+    assert report["estimate"]["joint_type"] == "prismatic" and report["type_from"] == "proposal"
+    report = dq.fit_joint(cfg, camera, trimesh.util.concatenate([obj.base, door_1]), door_0, frames, diag, "prismatic")
+    assert report["estimate"]["joint_type"] == "revolute" and report["type_from"] == "clip"
+
+
 def test_rejects_clips_that_do_not_match_the_parts(tmp_path):
     obj = make_object("box_lid", 0)
     camera = product_camera(obj, 0, SIZE, SIZE)
