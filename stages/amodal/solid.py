@@ -69,7 +69,14 @@ class Config(BaseModel):
         0.05,
         ge=0,
         lt=0.5,
-        description="a part hinged at its top reaching this close to the box's top (fraction of its height), full width, is a lid",
+        description="a part hinged at its top covering the box's top face, or its side face's width, to this fraction is a lid",
+    )
+    lid_top_gap: float = Field(
+        0.015,
+        ge=0,
+        lt=0.5,
+        description="a lid's band on a side face starts this close to the box's top (fraction of the face's height); "
+        "a top-hinged panel further down is a flap",
     )
     interior_shade: float = Field(0.45, gt=0, le=1, description="brightness of cavity interiors in the amodal images")
 
@@ -142,7 +149,8 @@ def run(cfg: Config, recon, masks, seg, out_dir: Path):
         if mask.shape != raster.face_id.shape:
             raise ValueError(f"mask {part.mask} is {mask.shape}, the camera's image is {raster.face_id.shape}")
         face, rects = _part_rectangles(camera, raster, mesh, labels == k + 1, mask, faces, part.name)
-        solids.append(_complete(cfg, faces, face, rects, part, upper - lower))
+        top_seen = bool(camera.position[2] > upper[2])
+        solids.append(_complete(cfg, faces, face, rects, part, upper - lower, top_seen))
 
     # 3. The base: the body minus every cavity.
     cavities = [s.cavity for s in solids]
@@ -230,12 +238,15 @@ def _part_rectangles(camera, raster, mesh, is_part: np.ndarray, mask: np.ndarray
 # ---------------------------------------------------------------------------------------------
 
 
-def _complete(cfg: Config, faces: dict, face: BoxFace, rects: dict, part, extents: np.ndarray) -> _Solid:
+def _complete(
+    cfg: Config, faces: dict, face: BoxFace, rects: dict, part, extents: np.ndarray, top_seen: bool
+) -> _Solid:
     """The completed solid of one part, its cavity in the base and its joint.
 
     A revolute part hinged at its top is a lid when it covers the whole top face, or when on a
-    side face its rectangle reaches the top edge and spans the face's width; a smaller panel on
-    the top face is a hatch, completed like a door.
+    side face its rectangle reaches the top edge and spans the face's width, and it shows on the
+    top face too where the camera sees that face (else it is a flap below the top, like a door);
+    a smaller panel on the top face is a hatch, completed like a door.
     """
     rect = rects[face.name]
     s0, s1, t0, t1 = rect
@@ -245,7 +256,7 @@ def _complete(cfg: Config, faces: dict, face: BoxFace, rects: dict, part, extent
     if face.name == "top":
         at_top = wide and t1 - t0 >= (1.0 - 2 * reach) * face.height
     else:
-        at_top = face.name != "bottom" and wide and t0 <= reach * face.height
+        at_top = face.name != "bottom" and wide and t0 <= cfg.lid_top_gap * face.height and ("top" in rects or not top_seen)
     is_lid = part.joint_type == "revolute" and part.hinge_side == "top" and at_top
     if is_lid:
         return _lid(cfg, faces, rects, part.name)

@@ -152,3 +152,21 @@ def test_boolean_slivers_do_not_open_the_mesh():
     mesh = _to_trimesh(solid, "base")
     assert mesh.is_watertight
     assert mesh.volume == pytest.approx(solid.volume(), rel=1e-9)
+
+
+def test_a_flap_below_the_top_is_not_a_lid(tmp_path):
+    """A storage cabinet's top-hinged flap stops 4 cm under the top (seen from below the top):
+    it is a panel swinging up about its own top edge, not the body's slab above it."""
+    case = synth_case("storage_cabinet", 1, tmp_path / "case")
+    masks = gt_part_masks(case, tmp_path / "gt_masks")
+    assert [p.hinge_side for p in masks.parts][0] == "top"
+    seg = segment3d.run(segment3d.Config(), case.recon, masks, tmp_path / "seg")
+    result = amodal.run(CFG, case.recon, masks, seg, tmp_path / "out")
+    flap, base = read_mesh(result.part_meshes[0]), read_mesh(result.base_mesh)
+    truth = case.obj.part("flap_0")
+    assert flap.bounds[1, 2] == pytest.approx(truth.mesh.bounds[1, 2], abs=0.02)  # not up to the top
+    moved = move_points(
+        np.vstack([trimesh.sample.sample_surface_even(flap, 1500, seed=0)[0], flap.vertices]),
+        "revolute", truth.axis, truth.origin, np.linspace(0, truth.upper, 7),
+    )
+    assert trimesh.proximity.signed_distance(base, moved.reshape(-1, 3)).max() <= PENETRATION_M
