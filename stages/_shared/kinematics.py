@@ -167,6 +167,20 @@ def joint_matrix(joint_type: JointType, axis: np.ndarray, origin: np.ndarray, ma
     return T
 
 
+def subtree(joints, link: str) -> set[str]:
+    """``link`` and every link below it, given joints with ``parent`` and ``child`` link names
+    (our JointSpecs or a yourdfpy robot's joints)."""
+    below = {link}
+    changed = True
+    while changed:
+        changed = False
+        for joint in joints:
+            if joint.parent in below and joint.child not in below:
+                below.add(joint.child)
+                changed = True
+    return below
+
+
 def static_scene(base, parts: list, moving: int):
     """The base with every part but ``parts[moving]`` at rest, as one mesh (trimesh).
 

@@ -558,7 +558,7 @@ def _limits_clear_of_pieces(cfg: Config, joints: list, pieces: dict, solids: dic
     from scipy.spatial.transform import Rotation
 
     from stages._shared.contact import first_collision
-    from stages._shared.kinematics import joint_matrix
+    from stages._shared.kinematics import joint_matrix, subtree
 
     movable = [j for j in joints if j.type != "fixed"]
     if not movable:
@@ -585,9 +585,9 @@ def _limits_clear_of_pieces(cfg: Config, joints: list, pieces: dict, solids: dic
             if j.type == "fixed":
                 out.append(j)
                 continue
-            subtree = _subtree_links(joints, j.child)
-            moving = [b for n in subtree for b in bodies[n]]
-            static = [b for n, bs in bodies.items() if n not in subtree for b in bs]
+            moving_links = subtree(joints, j.child)
+            moving = [b for n in moving_links for b in bodies[n]]
+            static = [b for n, bs in bodies.items() if n not in moving_links for b in bs]
 
             def pose(T: np.ndarray) -> None:
                 orn = Rotation.from_matrix(T[:3, :3]).as_quat()  # x, y, z, w
@@ -625,15 +625,6 @@ def _limits_clear_of_pieces(cfg: Config, joints: list, pieces: dict, solids: dic
         return out
     finally:
         p.disconnect(physicsClientId=client)
-
-
-def _subtree_links(joints: list, link: str) -> set[str]:
-    """``link`` and every link below it in the joint tree."""
-    found = {link}
-    for j in joints:
-        if j.parent == link:
-            found |= _subtree_links(joints, j.child)
-    return found
 
 
 #: Slivers thinner than this (metres) left by a cut are dropped.

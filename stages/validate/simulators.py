@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from stages._shared.io import read_json, write_bytes, write_json
+from stages._shared.kinematics import subtree
 from stages._shared.solids import closed_solid
 
 log = logging.getLogger(__name__)
@@ -380,19 +381,6 @@ def _prepare_sweeps(cfg: Config, urdf, rep: _Report) -> None:
         rep.joints[joint.name] = _JointReport(name=joint.name, child=joint.child, values=values)
 
 
-def _subtree(urdf, link: str) -> set[str]:
-    """``link`` and every link below it."""
-    below = {link}
-    changed = True
-    while changed:
-        changed = False
-        for joint in urdf.robot.joints:
-            if joint.parent in below and joint.child not in below:
-                below.add(joint.child)
-                changed = True
-    return below
-
-
 def _pybullet(cfg: Config, urdf, urdf_path: Path, rep: _Report, tolerance: float) -> None:
     """Load, step and sweep in PyBullet; record per-joint collision-piece penetration."""
     import pybullet as p
@@ -428,7 +416,7 @@ def _pybullet(cfg: Config, urdf, urdf_path: Path, rep: _Report, tolerance: float
             if name not in joint_index:
                 rep.issues.append(f"joint '{name}': missing in PyBullet's model")
                 continue
-            moving = {index[link] for link in _subtree(urdf, jr.child) if link in index}
+            moving = {index[link] for link in subtree(urdf.robot.joints, jr.child) if link in index}
             others = [i for i in index.values() if i not in moving]
             worst = 0.0
             for q in jr.values:
@@ -561,7 +549,7 @@ def _exact(cfg: Config, urdf, solids: dict, rep: _Report) -> None:
     rng = np.random.default_rng(cfg.seed)
     points = {n: contact_points(s, cfg.surface_points, seed=int(rng.integers(1 << 31))) for n, s in solids.items()}
     for jr in rep.joints.values():
-        moving = [n for n in _subtree(urdf, jr.child) if n in solids]
+        moving = [n for n in subtree(urdf.robot.joints, jr.child) if n in solids]
         static = [n for n in solids if n not in moving]
         for q in jr.values:
             cfg_values = {j.name: 0.0 for j in _movable(urdf)}
