@@ -141,6 +141,7 @@ def run(cfg: Config, recon, masks, seg, out_dir: Path):
         raise ValueError(f"segment3d has {len(seg.part_meshes)} parts, part_masks {len(masks.parts)}; rerun segment3d")
     camera = recon.camera
     raster = rasterize(camera, mesh.vertices, mesh.faces)
+    top_seen = bool(camera.position[2] > upper[2])  # the camera sees the box's top face
 
     # 2. Each part completed from its face, its rectangle and its joint.
     solids = []
@@ -149,7 +150,6 @@ def run(cfg: Config, recon, masks, seg, out_dir: Path):
         if mask.shape != raster.face_id.shape:
             raise ValueError(f"mask {part.mask} is {mask.shape}, the camera's image is {raster.face_id.shape}")
         face, rects = _part_rectangles(camera, raster, mesh, labels == k + 1, mask, faces, part.name)
-        top_seen = bool(camera.position[2] > upper[2])
         solids.append(_complete(cfg, faces, face, rects, part, upper - lower, top_seen))
 
     # 3. The base: the body minus every cavity.

@@ -346,8 +346,8 @@ def render_clip(
     V_rest = np.concatenate([base.vertices, part.vertices])
     F = np.concatenate([base.faces, part.faces + len(base.vertices)])
     n_base = len(base.vertices)
-    rest = rasterize(camera, V_rest, F)
     base_raster = rasterize(camera, base.vertices, base.faces)  # the base stays put: rendered once
+    rest = nearer(base_raster, rasterize(camera, part.vertices, part.faces), len(base.faces))
     rest_depth = np.where(rest.mask, rest.depth, np.inf)
     photo_f = photo.astype(np.float32)
     is_part = rest.mask & (rest.face_id >= len(base.faces))
