@@ -611,14 +611,14 @@ def _rescale(fit: _Fit, factor: float) -> _Fit:
     return dataclasses.replace(fit, u0=fit.u0 * factor, v0=fit.v0 * factor, size=fit.size * factor)
 
 
-def _front_by_azimuth(fit: _Fit, width: float, height: float) -> _Fit:
+def _front_by_azimuth(fit: _Fit, image_width: float, image_height: float) -> _Fit:
     """Relabel the box so that +x is the vertical face turned most towards the camera (|azimuth| <= 45 deg).
 
     A box of depth d and width w seen from azimuth a is the same box, turned a quarter, of depth
     w and width d seen from a -/+ 90 deg. The front of an appliance or cabinet is the side a
     product photo faces most directly.
     """
-    quarters = int(np.round(_view_angles(_pose(fit, width, height)[0])[0] / (np.pi / 2)))
+    quarters = int(np.round(_view_angles(_pose(fit, image_width, image_height)[0])[0] / (np.pi / 2)))
     if quarters == 0:
         return fit
     depth, width = (fit.width, fit.depth) if quarters % 2 else (fit.depth, fit.width)
