@@ -109,16 +109,21 @@ def test_batch_converts_each_photo_in_isolation_and_a_rerun_recomputes_nothing(t
     assert sorted((out / "runs").iterdir()) == runs_before  # nothing ran again
 
 
+def _asset_photos(folder: Path, names: tuple[str, ...]) -> Path:
+    """``folder`` holding a copy of each named asset photo, ``<name>.png``."""
+    folder.mkdir()
+    for name in names:
+        shutil.copy(ASSETS / f"{name}.png", folder / f"{name}.png")
+    return folder
+
+
 def _complete_packages(out: Path) -> list[str]:
     return sorted(p.parent.name for p in out.glob("*/package.json"))
 
 
 @pytest.mark.slow
 def test_batch_killed_midway_resumes_without_half_written_packages(tmp_path):
-    folder, out = tmp_path / "photos", tmp_path / "out"
-    folder.mkdir()
-    for name in ("microwave", "cabinet"):
-        shutil.copy(ASSETS / f"{name}.png", folder / f"{name}.png")
+    folder, out = _asset_photos(tmp_path / "photos", ("microwave", "cabinet")), tmp_path / "out"
     cmd = [*CLI, "batch", str(folder), "--out", str(out), "--jobs", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -156,10 +161,7 @@ def test_batch_killed_midway_resumes_without_half_written_packages(tmp_path):
 
 @pytest.mark.slow
 def test_two_batches_into_one_out_and_a_dask_cluster_of_two_workers(tmp_path):
-    folder, out = tmp_path / "photos", tmp_path / "out"
-    folder.mkdir()
-    for name in ("microwave", "box_lid"):
-        shutil.copy(ASSETS / f"{name}.png", folder / f"{name}.png")
+    folder, out = _asset_photos(tmp_path / "photos", ("microwave", "box_lid")), tmp_path / "out"
     cmd = [*CLI, "batch", str(folder), "--out", str(out), "--jobs", "2", "--task-runner", "dask", "--no-progress"]
     first = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     second = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
