@@ -146,6 +146,16 @@ def rectify_homography(face: BoxFace, camera: Camera, size: tuple[int, int]) -> 
     return cv2.getPerspectiveTransform(rect, photo)
 
 
+def slab_face(box, name: str) -> BoxFace:
+    """The face of a slab (``kinematics.Box`` whose thinnest side is ``axes[0]``, e.g. a tilted
+    lid from ``kinematics.part_box``) on its ``+axes[0]`` side, seen with ``axes[2]`` up."""
+    n, up = np.asarray(box.axes[0], dtype=np.float64), np.asarray(box.axes[2], dtype=np.float64)
+    right = np.cross(up, n)
+    half = 0.5 * np.asarray(box.extents, dtype=np.float64)
+    origin = box.centre + half[0] * n - half[1] * right + half[2] * up
+    return BoxFace(name=name, origin=origin, normal=n, right=right, down=-up, width=float(2 * half[1]), height=float(2 * half[2]))
+
+
 def panel_joint(
     face: BoxFace,
     rect: tuple[float, float, float, float],

@@ -42,6 +42,11 @@ class Box:
         """(3,) float centre of the face whose outward normal is ``sign * axes[axis]``."""
         return self.centre + sign * 0.5 * self.extents[axis] * self.axes[axis]
 
+    def contains(self, points: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
+        """(n,) bool: which of ``points`` (n, 3) (base frame, metres) lie in the box, ``tolerance`` m outside counting."""
+        local = (np.asarray(points, dtype=np.float64) - self.centre) @ self.axes.T
+        return np.all(np.abs(local) <= 0.5 * self.extents + tolerance, axis=1)
+
 
 def upright_box(points: np.ndarray) -> Box:
     """The smallest upright oriented box around ``points`` (min-area rectangle in the xy-plane).

@@ -69,6 +69,20 @@ _INVALID = 10.0
 _SHIFT = 4
 #: Silhouettes are filled on a canvas of about this many pixels a side, then area-averaged to the fit size.
 _CANVAS_SIDE = 512
+#: A clamshell lid's thickness as a fraction of its base's (a laptop's screen is about half as
+#: thick as its keyboard half; the photo hardly shows it).
+_LID_THICKNESS = 0.5
+#: Clearance between a clamshell's lid and its base at the hinge, box heights.
+_LID_GAP = 0.01
+#: (depth, width) in heights of open clamshells the search starts from, besides the box's own.
+_CLAMSHELL_PROPORTIONS = ((1.0, 1.2), (1.3, 1.5), (1.6, 1.8))
+#: Opening angles of a clamshell's lid (from closed) considered, rad: upright to lying back.
+_LID_ANGLE_RANGE = (np.radians(85.0), np.radians(160.0))
+#: Spread of log(lid length / base depth) of a clamshell around 0 (a weak prior, like the others).
+_LID_LENGTH_SPREAD = 0.1
+#: Range of a clamshell's base thickness (box heights) and largest hinge offset (fraction of depth) searched.
+_BASE_RANGE = (0.02, 0.4)
+_HINGE_MAX = 0.6
 
 
 class Config(BaseModel):
@@ -115,6 +129,10 @@ class Config(BaseModel):
     prior_weight: float = Field(
         0.005, ge=0, description="cost of a one-spread deviation from the priors, in units of silhouette overlap"
     )
+    clamshell_min_gain: float = Field(
+        0.03, gt=0, le=1, description="silhouette overlap an open clamshell (a base slab and a lid hinged at its "
+        "back, like an open laptop) must gain over the box to replace it; 1 never tries it",
+    )
     n_refine: int = Field(8, ge=1, description="number of best grid starts refined by Nelder-Mead on the coarse mask")
     n_candidates: int = Field(3, ge=1, description="most distinct coarse hypotheses refined at refine_side")
     max_evals: int = Field(700, ge=50, description="objective evaluations per Nelder-Mead refinement")
@@ -139,6 +157,12 @@ class _Fit:
     u0: float  # image x of the box centre, pixels
     v0: float  # image y of the box centre, pixels
     size: float  # projected half-diagonal of the box, pixels (sets the distance)
+    base: float = 1.0  # clamshell: the base slab's thickness, box heights (1: a plain box)
+    hinge: float = 0.0  # clamshell: the hinge's distance from the box's back, fraction of its depth
+
+    @property
+    def clamshell(self) -> bool:
+        return self.base < 1.0
 
 
 def run(cfg: Config, fg: ForegroundResult, max_dim: float, out_dir: Path) -> ReconstructResult:
@@ -154,7 +178,8 @@ def run(cfg: Config, fg: ForegroundResult, max_dim: float, out_dir: Path) -> Rec
     out_dir : Path
       Receives ``mesh.glb`` (watertight, base frame), ``camera.json`` and ``fit.json``.
     """
-    from stages.reconstruct import ReconstructResult
+    from stages._shared.kinematics import part_box
+    from stages.reconstruct import HingedPanel, ReconstructResult
 
     # 1. Inputs at working resolution.
     mask = read_mask(fg.mask)
@@ -173,15 +198,17 @@ def run(cfg: Config, fg: ForegroundResult, max_dim: float, out_dir: Path) -> Rec
         )
 
     # 2. Fit box and camera; the front is the side face turned most towards the camera.
-    fit, score = _fit_box(cfg, mask, image)
-    fit = _front_by_azimuth(fit, width, height)
+    fit, score, clamshell_gain = _fit_box(cfg, mask, image)
 
-    # 3. Camera and box in the unit-height frame at working resolution; carve.
+    # 3. Camera and shape in the unit-height frame at working resolution; carve a box.
     T_unit, f = _pose(fit, width, height)
     azimuth, elevation = _view_angles(T_unit)
     camera_unit = _make_camera(T_unit, f, width, height)
     extents_unit = np.array([fit.depth, fit.width, 1.0])
-    mesh, removed = _carve(cfg, camera_unit, mask, extents_unit)
+    if fit.clamshell:
+        mesh, removed = _clamshell_mesh(fit), 0.0
+    else:
+        mesh, removed = _carve(cfg, camera_unit, mask, extents_unit)
 
     # 4. Base frame: origin at the bottom centre of the bbox, largest extent = max_dim.
     lo, hi = mesh.bounds
@@ -194,6 +221,17 @@ def run(cfg: Config, fg: ForegroundResult, max_dim: float, out_dir: Path) -> Rec
     camera = _make_camera(T, f, width, height)
     if not mesh.is_watertight:
         raise RuntimeError(f"reconstruct: carved mesh for {fg.mask} is not watertight; report this photo as a bug")
+    panels = ()
+    if fit.clamshell:
+        corners, hinge, _, angle = _clamshell_lid(fit)
+        panels = (
+            HingedPanel(
+                box=part_box((corners + shift) * scale),
+                origin=(hinge + shift) * scale,
+                axis=np.array([0.0, -1.0, 0.0]),
+                angle=angle,
+            ),
+        )
 
     # 5. Silhouette agreement at working resolution; write outputs.
     rendered = rasterize(camera, mesh.vertices, mesh.faces).mask
@@ -214,15 +252,29 @@ def run(cfg: Config, fg: ForegroundResult, max_dim: float, out_dir: Path) -> Rec
             "carved": removed >= cfg.carve_min_removed,
             "silhouette_iou": iou,
             "scale_m_per_unit": scale,
+            "shape": "clamshell" if fit.clamshell else "box",
+            "clamshell_gain": clamshell_gain,
+            "clamshell": None if not fit.clamshell else {
+                "base_thickness_m": fit.base * scale,
+                "hinge_offset_m": fit.hinge * fit.depth * scale,
+                "lid_angle_deg": float(np.degrees(panels[0].angle)),
+            },
         },
     )
     log.info(
         "reconstruct: azimuth %.1f deg, elevation %.1f deg, fov %.1f deg, extents %.3f x %.3f x %.3f m, "
-        "carved %.1f%%, silhouette IoU %.3f",
-        np.degrees(azimuth), np.degrees(elevation), np.degrees(fit.fov), *extents, 100 * removed, iou,
-    )
+        "%s, silhouette IoU %.3f",
+        np.degrees(azimuth), np.degrees(elevation), np.degrees(fit.fov), *extents,
+        f"open clamshell (lid at {np.degrees(panels[0].angle):.0f} deg)" if panels else f"carved {100 * removed:.1f}%",
+        iou,
+    )  # fmt: skip
     return ReconstructResult(
-        mesh=mesh_path, camera=camera, camera_json=camera_path, extents_m=extents, silhouette_iou=iou
+        mesh=mesh_path,
+        camera=camera,
+        camera_json=camera_path,
+        extents_m=extents,
+        silhouette_iou=iou,
+        panels=panels,
     )
 
 
@@ -265,11 +317,41 @@ def _make_camera(T_base_camera: np.ndarray, f: float, width: int, height: int) -
     return Camera.from_dict({**intrinsics, "T_base_camera": T_base_camera})
 
 
+def _shape_corners(fit: _Fit) -> np.ndarray:
+    """(8 k, 3) float corners of the hypothesis' solids, unit-height box frame: the box's 8, or
+    a clamshell's base slab and lid slab, 8 each (each group of 8 is a convex solid)."""
+    if not fit.clamshell:
+        return _CORNERS * np.array([fit.depth, fit.width, 1.0])
+    base_depth = fit.depth * (1.0 - fit.hinge)
+    base = _CORNERS * np.array([base_depth, fit.width, fit.base]) + np.array([(fit.depth - base_depth) / 2, 0.0, 0.0])
+    return np.vstack([base, _clamshell_lid(fit)[0]])
+
+
+def _clamshell_lid(fit: _Fit) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """A clamshell's lid, unit-height box frame: its (8, 3) corners, the hinge point (3,) (the
+    lid's inner face meets the base's back top edge there, ``_LID_GAP`` above it), and the
+    lid's opening angle from closed (rad; pi/2 upright, more leaning back).
+
+    The lid is a slab ``_LID_THICKNESS`` times the base's thickness thick, hinged along its
+    inner face's lower edge, whose outer top edge is the box's top back edge.
+    """
+    t = _LID_THICKNESS * fit.base
+    hinge = np.array([fit.depth * (fit.hinge - 0.5), 0.0, fit.base + _LID_GAP])
+    dx, dz = -fit.depth / 2 - hinge[0], 1.0 - hinge[2]
+    length = np.sqrt(max(dx * dx + dz * dz - t * t, 1e-6))
+    angle = float(np.arctan2(dz, dx) - np.arctan2(t, length))
+    along = np.array([np.cos(angle), 0.0, np.sin(angle)])  # hinge -> top, in the inner face
+    outward = np.array([-np.sin(angle), 0.0, np.cos(angle)])  # inner face -> outer face
+    a, y, c = (_CORNERS * np.array([1.0, fit.width, 1.0]) + np.array([0.5, 0.0, 0.0])).T  # a, c in {0, 1}
+    corners = hinge + (a * length)[:, None] * along + (c * t)[:, None] * outward + y[:, None] * np.array([0.0, 1.0, 0.0])
+    return corners, hinge, along, angle
+
+
 def _project_corners(fit: _Fit, width: float, height: float) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """(8, 2) float pixel positions of the box corners, ``T_base_camera`` (4, 4) and the focal
-    length (pixels); None if a corner is behind the camera."""
+    """(8 k, 2) float pixel positions of the shape's corners (see :func:`_shape_corners`),
+    ``T_base_camera`` (4, 4) and the focal length (pixels); None if a corner is behind the camera."""
     T, f = _pose(fit, width, height)
-    corners = _CORNERS * np.array([fit.depth, fit.width, 1.0])
+    corners = _shape_corners(fit)
     pc = (corners - T[:3, 3]) @ T[:3, :3]  # base -> camera frame
     if pc[:, 2].min() <= 1e-3:
         return None
@@ -277,17 +359,22 @@ def _project_corners(fit: _Fit, width: float, height: float) -> tuple[np.ndarray
     return uv, T, f
 
 
-def _vanishing_points(T_base_camera: np.ndarray, f: float, width: float, height: float) -> np.ndarray:
-    """(3, 3) float homogeneous image points (rows) where the base x, y and z directions vanish,
-    for a camera with focal length ``f`` and its principal point at the image centre. A row's
-    third entry is 0 when that direction is parallel to the image plane (vanishing at infinity)."""
-    d = T_base_camera[:3, :3]  # rows: base x, y, z axes in the camera frame
+def _vanishing_points(
+    T_base_camera: np.ndarray, f: float, width: float, height: float, directions: np.ndarray = np.eye(3)
+) -> np.ndarray:
+    """(k, 3) float homogeneous image points (rows) where the base-frame ``directions`` (k, 3)
+    (default: the base x, y and z axes) vanish, for a camera with focal length ``f`` and its
+    principal point at the image centre. A row's third entry is 0 when that direction is
+    parallel to the image plane (vanishing at infinity)."""
+    d = directions @ T_base_camera[:3, :3]  # rows: the directions in the camera frame
     return np.stack([f * d[:, 0] + width / 2 * d[:, 2], f * d[:, 1] + height / 2 * d[:, 2], d[:, 2]], axis=1)
 
 
 def _visible_faces(fit: _Fit, eye: np.ndarray) -> np.ndarray:
-    """Indices into ``_FACES`` of the box faces whose outer side faces the camera at ``eye``."""
-    offsets = np.array([fit.depth / 2, fit.depth / 2, fit.width / 2, fit.width / 2, 1.0, 0.0])  # plane n.x = offset
+    """Indices into ``_FACES`` of the faces of the shape's first solid (the box, or a clamshell's
+    base slab) whose outer side faces the camera at ``eye``."""
+    lo, hi = np.array([fit.depth * (fit.hinge - 0.5), -fit.width / 2, 0.0]), np.array([fit.depth / 2, fit.width / 2, fit.base])
+    offsets = np.array([hi[0], -lo[0], hi[1], -lo[1], hi[2], -lo[2]])  # plane n.x = offset
     return np.flatnonzero(_NORMALS @ eye > offsets)
 
 
@@ -347,6 +434,10 @@ class _Objective:
             u0=float(p[5]),
             v0=float(p[6]),
             size=float(np.exp(np.clip(p[7], -10, 10))),
+            **({} if len(p) == 8 else {
+                "base": float(_BASE_RANGE[0] + np.ptp(_BASE_RANGE) / (1.0 + np.exp(-np.clip(p[8], -30, 30)))),
+                "hinge": float(_HINGE_MAX / (1.0 + np.exp(-np.clip(p[9], -30, 30)))),
+            }),
         )
 
     def encode(self, fit: _Fit) -> np.ndarray:
@@ -354,6 +445,7 @@ class _Objective:
             x = np.clip(x, 1e-6, 1 - 1e-6)
             return np.log(x / (1 - x))
 
+        clamshell = [logit((fit.base - _BASE_RANGE[0]) / np.ptp(_BASE_RANGE)), logit(fit.hinge / _HINGE_MAX)]
         return np.array(
             [
                 np.log(fit.depth),
@@ -364,11 +456,13 @@ class _Objective:
                 fit.u0,
                 fit.v0,
                 np.log(fit.size),
+                *(clamshell if fit.clamshell else []),
             ]
         )
 
     def overlap(self, uv: np.ndarray) -> float:
-        """Overlap of the convex hull of ``uv`` (box corners, fit pixels) with the mask, in [0, 1].
+        """Overlap of the union of the convex hulls of ``uv``'s groups of 8 (the corners of the
+        shape's solids, fit pixels) with the mask, in [0, 1].
 
         A Tversky index: intersection / (intersection + w * missed + spurious), with
         w = ``cfg.missed_weight`` (w = 1: the IoU; w > 1 favours boxes that enclose the mask).
@@ -379,9 +473,10 @@ class _Objective:
 
         k = self.supersample
         # Our pixel centres sit at +0.5, cv2's at integers: shift by half a (supersampled) pixel.
-        hull = cv2.convexHull(np.round((uv * k - 0.5) * (1 << _SHIFT)).astype(np.int32))
+        points = np.round((uv * k - 0.5) * (1 << _SHIFT)).astype(np.int32).reshape(-1, 8, 2)
         self.canvas[:] = 0
-        cv2.fillConvexPoly(self.canvas, hull, 255, shift=_SHIFT)
+        for solid in points:  # one box, or a clamshell's two slabs
+            cv2.fillConvexPoly(self.canvas, cv2.convexHull(solid), 255, shift=_SHIFT)
         sil = cv2.resize(self.canvas, (self.w, self.h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         inter = float(np.minimum(sil, self.mask).sum())
         missed, spurious = self.mask_sum - inter, float(sil.sum()) - inter
@@ -440,7 +535,7 @@ class _Objective:
         from scipy.optimize import minimize
 
         extent = float(self.bbox_size.max())
-        steps = np.array([0.3, 0.3, 0.25, 0.4, 0.5, 0.03 * extent, 0.03 * extent, 0.1])
+        steps = np.array([0.3, 0.3, 0.25, 0.4, 0.5, 0.03 * extent, 0.03 * extent, 0.1, 0.5, 0.5])[: len(p0)]
         for _ in range(2):
             res = minimize(
                 self,
@@ -470,10 +565,18 @@ class _Objective:
             + ((_view_angles(T)[1] - self.el_mean) / self.el_sd) ** 2
             + (np.log(fit.depth / fit.width) / self.ratio_sd) ** 2
         )
+        if fit.clamshell:  # a closed lid covers its base: about as long as the base is deep
+            lid, _, _, angle = _clamshell_lid(fit)
+            if not _LID_ANGLE_RANGE[0] <= angle <= _LID_ANGLE_RANGE[1]:
+                return _INVALID
+            ratio = np.linalg.norm(lid[4] - lid[0]) / (fit.depth * (1.0 - fit.hinge))
+            cost += self.prior_weight * (np.log(ratio) / _LID_LENGTH_SPREAD) ** 2
         if self.edge_weight > 0:
             cost += self.edge_weight * (1.0 - self.edge_support(fit, uv, eye))
         if self.line_weight > 0:
-            vps = _vanishing_points(T, f, self.w, self.h)
+            # A clamshell's lid edges run along its own tilted direction as well.
+            directions = np.vstack([np.eye(3), _clamshell_lid(fit)[2]]) if fit.clamshell else np.eye(3)
+            vps = _vanishing_points(T, f, self.w, self.h, directions)
             cost += self.line_weight * _line_misfit(self.lines, vps, self.line_tolerance)
         return cost
 
@@ -544,14 +647,16 @@ def _line_misfit(lines: np.ndarray, vps: np.ndarray, tolerance: float) -> float:
 
 
 def _inner_edges(fit: _Fit, eye: np.ndarray) -> np.ndarray:
-    """(E, 2) corner indices of box edges shared by two visible faces (they lie inside the outline)."""
+    """(E, 2) corner indices of the edges of the shape's first solid (see :func:`_visible_faces`)
+    shared by two visible faces (they lie inside the outline)."""
     visible = np.zeros(6, dtype=bool)
     visible[_visible_faces(fit, eye)] = True
     return _EDGES[visible[_EDGE_FACES[:, 0]] & visible[_EDGE_FACES[:, 1]]]
 
 
-def _fit_box(cfg: Config, mask: np.ndarray, image: np.ndarray) -> tuple[_Fit, float]:
-    """Best hypothesis (in working-image pixels) and its objective value.
+def _fit_box(cfg: Config, mask: np.ndarray, image: np.ndarray) -> tuple[_Fit, float, float]:
+    """Best hypothesis (in working-image pixels), its objective value and the overlap a
+    clamshell gained over the box (0 when not tried).
 
     1. A grid of angle and proportion guesses, each placed over the mask's bounding box, is
        scored by silhouette overlap (and priors) on a small copy of the mask; the best few are
@@ -559,6 +664,8 @@ def _fit_box(cfg: Config, mask: np.ndarray, image: np.ndarray) -> tuple[_Fit, fl
     2. The distinct survivors are refined at ``cfg.refine_side`` with the inner-edge term added:
        there the thin side and top faces span enough pixels for their edges to decide between
        hypotheses the outline alone cannot tell apart.
+    3. A clamshell (see :func:`_clamshell_lid`) is fitted in the best box and kept where its
+       outline overlaps the mask by ``cfg.clamshell_min_gain`` more than the box's.
     """
     lines = _line_segments(image, mask, cfg.line_min_length)
     coarse = _Objective(cfg, mask, image, lines, cfg.fit_side, edge_weight=0.0)
@@ -593,7 +700,46 @@ def _fit_box(cfg: Config, mask: np.ndarray, image: np.ndarray) -> tuple[_Fit, fl
         p, value = fine.minimize(fine.encode(fit), cfg.max_evals)
         if value < best:
             best_p, best = p, value
-    return _rescale(fine.decode(best_p), 1.0 / fine.s), best
+    box = _front_by_azimuth(fine.decode(best_p), fine.w, fine.h)
+
+    # 3. An open clamshell (a laptop) replaces the box where it covers the outline clearly better.
+    gain = 0.0
+    box_overlap = fine.overlap(_project_corners(box, fine.w, fine.h)[0])
+    if box_overlap < 1.0 - cfg.clamshell_min_gain:
+        shell, value = _fit_clamshell(cfg, coarse, fine, box)
+        gain = fine.overlap(_project_corners(shell, fine.w, fine.h)[0]) - box_overlap
+        log.debug("reconstruct: box overlap %.3f, clamshell gains %.3f (base %.3f, hinge %.3f)", box_overlap, gain, shell.base, shell.hinge)
+        if gain >= cfg.clamshell_min_gain:
+            box, best = shell, value
+    return _rescale(box, 1.0 / fine.s), best, gain
+
+
+def _fit_clamshell(cfg: Config, coarse: _Objective, fine: _Objective, box: _Fit) -> tuple[_Fit, float]:
+    """The best clamshell inside ``box``'s outline (``fine``'s pixels), refined together with the camera.
+
+    A grid over the base's thickness, the hinge's offset, the proportions (the box's, or a few
+    laptop-like ones) and the camera's heading (about the box's) and tilt (the box's, or a few
+    fixed ones: a laptop's outline can fool the box fit, e.g. into a flat plate) is scored on the coarse mask; the best start of each tilt is refined
+    there by Nelder-Mead over all ten numbers, and the best two of those again on the fine mask.
+    """
+    start = _rescale(box, coarse.s / fine.s)
+    tilts = [start.tilt, *np.radians([5.0, 15.0, 25.0, 35.0])]
+    refined = []
+    for tilt in tilts:
+        grid = [
+            dataclasses.replace(start, depth=d, width=w, base=b, hinge=h, heading=start.heading + dh, tilt=tilt)
+            for d, w in [(start.depth, start.width), *_CLAMSHELL_PROPORTIONS]
+            for b in (0.04, 0.08, 0.15, 0.25)
+            for h in (0.0, 0.15, 0.3, 0.45)
+            for dh in np.radians([-10.0, 0.0, 10.0])
+        ]
+        grid = [coarse.encode(g) for g in (coarse.align(g) for g in grid) if g is not None]
+        if grid:
+            refined.append(coarse.minimize(min(grid, key=coarse), cfg.max_evals))
+    refined.sort(key=lambda r: r[1])
+    best = [fine.minimize(fine.encode(_rescale(coarse.decode(p), fine.s / coarse.s)), cfg.max_evals) for p, _ in refined[:2]]
+    p, value = min(best, key=lambda r: r[1])
+    return fine.decode(p), value
 
 
 def _same_hypothesis(a: _Fit, b: _Fit) -> bool:
@@ -627,6 +773,14 @@ def _front_by_azimuth(fit: _Fit, image_width: float, image_height: float) -> _Fi
 
 # ----------------------------------------------------------------------------------------------
 # Carving
+
+
+def _clamshell_mesh(fit: _Fit):
+    """The clamshell's base slab and lid (two closed convex solids, apart by ``_LID_GAP``), unit frame."""
+    import trimesh
+
+    corners = _shape_corners(fit)
+    return trimesh.util.concatenate([trimesh.convex.convex_hull(corners[:8]), trimesh.convex.convex_hull(corners[8:])])
 
 
 def _carve(cfg: Config, camera: Camera, mask: np.ndarray, extents: np.ndarray):
