@@ -31,9 +31,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from stages._shared.box_faces import BoxFace, box_faces, panel_joint
+from stages._shared.box_faces import BoxFace, box_faces, panel_joint, slab_face
 from stages._shared.io import read_mask, read_mesh, write_image, write_json, write_mesh
 from stages._shared.raster import rasterize
+from stages.reconstruct import body_bounds, panel_pixels
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ _MIN_FACE_SHARE = 0.05
 #: Largest wall of a drawer's tray as a fraction of its smallest size, and the thinnest wall, m.
 _MAX_WALL_FRACTION = 0.2
 _MIN_WALL_M = 0.002
+#: Mask IoU with a hinged panel's pixels at which a part is that panel.
+_MIN_HINGED_IOU = 0.5
+#: Smallest opening limit of a hinged panel, radians.
+_MIN_HINGED_LIMIT = 0.2
 #: Largest panel thickness as a fraction of the body's depth behind the face.
 _MAX_THICKNESS_FRACTION = 0.25
 #: Colours (RGB in [0, 1]) of the amodal renders: base, parts in turn.
@@ -129,8 +134,9 @@ def run(cfg: Config, recon, masks, seg, out_dir: Path):
     # 1. Inputs: the body, the labelled mesh and the masks.
     body_mesh = read_mesh(recon.mesh)
     body = _to_manifold(body_mesh, f"reconstructed mesh {recon.mesh}")
-    lower, upper = body_mesh.bounds
+    lower, upper = body_bounds(recon, body_mesh)
     faces = box_faces(lower, upper)
+    hinged_pixels = panel_pixels(recon, body_mesh)
     mesh = read_mesh(seg.mesh)
     labels = np.load(seg.labels)
     if len(labels) != len(mesh.faces):
@@ -149,6 +155,10 @@ def run(cfg: Config, recon, masks, seg, out_dir: Path):
         mask = read_mask(part.mask)
         if mask.shape != raster.face_id.shape:
             raise ValueError(f"mask {part.mask} is {mask.shape}, the camera's image is {raster.face_id.shape}")
+        hinged = [i for i, px in enumerate(hinged_pixels) if (mask & px).sum() >= _MIN_HINGED_IOU * (mask | px).sum()]
+        if hinged:  # the reconstruction's hinged panel (an open laptop's screen) is this part, whole
+            solids.append(_hinged(cfg, recon.panels[hinged[0]], part.name))
+            continue
         face, rects = _part_rectangles(camera, raster, mesh, labels == k + 1, mask, faces, part.name)
         solids.append(_complete(cfg, faces, face, rects, part, upper - lower, top_seen))
 
@@ -336,6 +346,26 @@ def _lid(cfg: Config, faces: dict, rects: dict, name: str) -> _Solid:
     hollow = _face_box(top, (w, top.width - w, w, top.height - w), -(upper_z - lower_z) + w, over)
     axis, origin = panel_joint(top, full, "revolute", "top")
     return _Solid("lid", top, full, slab, above + hollow, axis, origin, np.pi / 2)
+
+
+def _hinged(cfg: Config, panel, name: str) -> _Solid:
+    """A hinged panel of the reconstruction (a solid apart from the body): the panel itself,
+    its cavity the panel's box grown by ``_EMBED_M`` (it takes the panel out of the body and
+    nothing else), turning about its hinge; it opens until it lies flat behind the body."""
+    from manifold3d import Manifold
+
+    box = panel.box
+    grow = 2 * _EMBED_M
+
+    def oriented(extents):
+        T = np.eye(4)[:3]
+        T[:, :3], T[:, 3] = box.axes.T, box.centre
+        return Manifold.cube(tuple(extents), center=True).transform(T)
+
+    face = slab_face(box, name)
+    rect = (0.0, face.width, 0.0, face.height)
+    limit = max(np.pi - float(panel.angle), _MIN_HINGED_LIMIT)
+    return _Solid("lid", face, rect, oriented(box.extents), oriented(box.extents + grow), panel.axis, panel.origin, limit)
 
 
 def _face_box(face: BoxFace, rect, d0: float, d1: float):

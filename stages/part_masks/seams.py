@@ -32,9 +32,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from stages._shared.box_faces import BoxFace, box_faces, panel_joint, rectify_homography
+from stages._shared.box_faces import BoxFace, box_faces, panel_joint, rectify_homography, slab_face
 from stages._shared.camera import Camera
 from stages._shared.io import read_mask, read_mesh, read_rgb, write_image, write_json
+from stages.reconstruct import body_bounds
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ _ROUND_CANDIDATES = 4
 #: the steps each way.
 _ROUND_SHIFT = 0.3
 _ROUND_SHIFT_STEPS = 6
+#: Confidence of a hinged panel the reconstruction fitted as a solid of its own (an open laptop's screen).
+_HINGED_CONFIDENCE = 0.9
 #: A panel starting within this fraction of the face height from its top edge touches the top.
 _TOP_TOUCH = 0.05
 #: A blob at least this many times longer than wide is a bar (a pull handle), not a knob or a dial.
@@ -279,10 +282,14 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
             f"({camera.height}, {camera.width}) must share one pixel grid; rerun reconstruct on this foreground"
         )
     mesh = read_mesh(recon.mesh)
-    faces = box_faces(*mesh.bounds)
+    faces = box_faces(*body_bounds(recon, mesh))
 
-    # 2. Rectify every face that faces the camera; find seams and panels on those seen well.
+    # 2. Rectify the hinged panels the reconstruction found (each is a part, whole), then every
+    #    face that faces the camera; find seams and panels on those seen well.
     rectified, analysed = {}, {}
+    for k, hinged in enumerate(recon.panels):
+        face = _rectify(cfg, slab_face(hinged.box, f"hinged_{k}"), camera, image, fg_mask)
+        rectified[face.face.name] = dataclasses.replace(face, panels=(_whole_panel(face),))
     for name in cfg.faces:
         face = faces[name]
         if face.facing(camera) <= -_MAX_HIDDEN_COS or np.any(camera.project(face.corners)[1] <= 0):
@@ -305,7 +312,10 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
         chosen = _separate(cfg, rectified, hits, clicks)
         picked = list(zip(chosen, [tuple(map(int, c)) for c in clicks]))
     else:
-        auto = [p for f in cfg.auto_faces if f in rectified for p in rectified[f].panels]
+        # With hinged panels the body is a slab (a laptop's base): its keyboard and trackpad
+        # would pass for panels, so only the hinged panels are proposed; clicks still pick others.
+        hinged = [f for f in rectified if f.startswith("hinged_")]
+        auto = [p for f in (hinged or cfg.auto_faces) if f in rectified for p in rectified[f].panels]
         confident = [p for p in auto if p.confidence >= cfg.min_confidence]
         best = max(auto, key=lambda p: p.confidence, default=None)
         if not confident and best is not None and best.confidence >= cfg.fallback_confidence:
@@ -321,7 +331,7 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
                 f"(best confidence {best.confidence if best else 0.0:.2f} < fallback_confidence "
                 f"{cfg.fallback_confidence}); give --click X,Y on each movable part, or lower `fallback_confidence`"
             )
-        order = {name: k for k, name in enumerate(cfg.auto_faces)}
+        order = {name: k for k, name in enumerate(hinged + list(cfg.auto_faces))}
         confident.sort(key=lambda p: (order[p.face], p.rect[2], p.rect[0]))
         picked = [(p, None) for p in confident]
 
@@ -331,7 +341,7 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
     parts, records = [], []
     for panel, click in picked:
         face = rectified[panel.face]
-        kind = "drawer" if panel.joint_type == "prismatic" else ("lid" if panel.face == "top" else "door")
+        kind = "drawer" if panel.joint_type == "prismatic" else ("lid" if panel.face == "top" or panel.face.startswith("hinged_") else "door")
         name = f"{kind}_{counters.get(kind, 0)}"
         counters[kind] = counters.get(kind, 0) + 1
         mask = _to_photo(rectified, panel, fg_mask.shape) & fg_mask
@@ -402,6 +412,26 @@ def _rectify(cfg: Config, face: BoxFace, camera: Camera, image: np.ndarray, fg_m
         valid[:] = False  # turned away: kept for its geometry (a lid's top), shows nothing
     no_seams, no_regions = np.zeros((H, W), bool), np.zeros((H, W), np.int32)
     return _Face(face, Hm, (face.width / W, face.height / H), rgb, valid, no_seams, no_regions, (), ())
+
+
+def _whole_panel(face: _Face) -> _Panel:
+    """A hinged panel of the reconstruction as a part: the whole face, hinged at its bottom edge
+    (the hinge line of ``HingedPanel``); confident, since the shape fit already separated it."""
+    H, W = face.valid.shape
+    return _Panel(
+        face=face.face.name,
+        mask=np.ones((H, W), bool),
+        bbox=(0, 0, W, H),
+        rect=(0.0, face.face.width, 0.0, face.face.height),
+        area_fraction=1.0,
+        rectangularity=1.0,
+        seam_sides=4,
+        handle=None,
+        controls=False,
+        joint_type="revolute",
+        hinge_side="bottom",
+        confidence=_HINGED_CONFIDENCE,
+    )
 
 
 def _analyse(cfg: Config, face: _Face) -> _Face:

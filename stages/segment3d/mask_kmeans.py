@@ -133,6 +133,7 @@ def run(cfg: Config, recon, masks, out_dir: Path):
     labels = _mask_guided(features, observed, len(part_masks), cfg.radius_quantile)
     fixed = observed >= 0 if cfg.fix_observed else np.zeros(len(labels), bool)
     labels = _kmeans(features, labels, fixed, observed, cfg.kmeans_iterations)
+    labels = _whole_pieces(refined, labels, observed, len(part_masks))
     counts = np.bincount(labels, minlength=len(part_masks) + 1)
     for k, part in enumerate(masks.parts):
         if counts[k + 1] == 0:
@@ -160,6 +161,29 @@ def run(cfg: Config, recon, masks, out_dir: Path):
         part_meshes=part_paths,
         part_face_counts=tuple(int(c) for c in counts[1:]),
     )
+
+
+def _whole_pieces(mesh, labels: np.ndarray, observed: np.ndarray, n_parts: int) -> np.ndarray:
+    """``labels`` with every connected piece of ``mesh`` whose seen faces mostly show one part
+    given wholly to that part: a solid of its own (an open laptop's lid, reconstructed apart from
+    the body) moves as one, its unseen back included, whatever its features; unseen faces of
+    other pieces that k-means gave such a part go back to the base."""
+    import trimesh
+
+    piece = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+    if piece.max() == 0:
+        return labels
+    seen = observed >= 0
+    votes = np.zeros((piece.max() + 1, n_parts + 1))
+    np.add.at(votes, (piece[seen], observed[seen]), 1.0)
+    winner = votes.argmax(axis=1)
+    whole = (winner > 0) & (votes.max(axis=1) >= 0.5 * votes.sum(axis=1)) & (votes.sum(axis=1) > 0)
+    labels = np.where(whole[piece], winner[piece], labels)
+    # Such a part keeps, on the other pieces, only the faces the photo shows as its own.
+    owns_piece = np.zeros(n_parts + 1, bool)
+    owns_piece[winner[whole]] = True
+    stray = owns_piece[labels] & ~whole[piece] & (observed != labels)
+    return np.where(stray, 0, labels)
 
 
 def _features(cfg: Config, mesh, parent: np.ndarray, n_input_faces: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Stage inputs built from a synth object: a rendered photo, its foreground and the GT box.
 
 Shared by the part_masks, segment3d and amodal tests: they start from what the foreground and
-reconstruct stages would hand over if they were exact (true mask, true camera, the object's box).
+reconstruct stages would hand over if they were exact (true mask, true camera, the object's box;
+for an open laptop the base's box and the lid's, apart, as reconstruct's clamshell).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import trimesh
 
 from stages._shared.io import write_image, write_json, write_mesh
 from stages.foreground import ForegroundResult
-from stages.reconstruct import ReconstructResult
+from stages._shared.kinematics import part_box
+from stages.reconstruct import HingedPanel, ReconstructResult
 from synth.objects import SynthObject, make_object
 from synth.render import RenderedView, product_camera, render_view
 
@@ -65,9 +67,19 @@ def synth_case(category: str, seed: int, out_dir: Path, size: int = 384) -> Synt
         bbox=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
         mask_fraction=float(view.mask.mean()),
     )
-    box = object_box(obj)
-    cuboid = trimesh.creation.box(bounds=box)
-    mesh_path = write_mesh(out_dir / "recon" / "mesh.glb", cuboid)
+    box, panels = object_box(obj), []
+    shape = [trimesh.creation.box(bounds=box)]
+    tilted = [p for p in obj.parts if p.joint_type == "revolute" and part_box(p.mesh.vertices).axes[2, 2] < 0.999]
+    if tilted:  # an open laptop: the body's box and, apart from it, each tilted panel's box
+        box = obj.base.bounds.copy()
+        shape = [trimesh.creation.box(bounds=box)]
+        for part in tilted:
+            panel = part_box(part.mesh.vertices)
+            T = np.eye(4)
+            T[:3, :3], T[:3, 3] = panel.axes.T, panel.centre
+            shape.append(trimesh.creation.box(extents=panel.extents, transform=T))
+            panels.append(HingedPanel(box=panel, origin=part.origin, axis=part.axis, angle=-part.lower))
+    mesh_path = write_mesh(out_dir / "recon" / "mesh.glb", trimesh.util.concatenate(shape))
     camera_json = write_json(out_dir / "recon" / "camera.json", camera.to_dict())
     recon = ReconstructResult(
         mesh=mesh_path,
@@ -75,6 +87,7 @@ def synth_case(category: str, seed: int, out_dir: Path, size: int = 384) -> Synt
         camera_json=camera_json,
         extents_m=tuple(float(v) for v in box[1] - box[0]),
         silhouette_iou=1.0,
+        panels=tuple(panels),
     )
     return SynthCase(obj=obj, view=view, fg=fg, recon=recon, box=box)
 

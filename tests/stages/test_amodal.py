@@ -170,3 +170,21 @@ def test_a_flap_below_the_top_is_not_a_lid(tmp_path):
         "revolute", truth.axis, truth.origin, np.linspace(0, truth.upper, 7),
     )
     assert trimesh.proximity.signed_distance(base, moved.reshape(-1, 3)).max() <= PENETRATION_M
+
+
+def test_open_laptop_lid_turns_about_its_hinge_clear_of_the_base(tmp_path):
+    # The reconstruction holds the screen as a hinged panel apart from the base (the clamshell).
+    case = synth_case("laptop", 0, tmp_path / "case")
+    masks = gt_part_masks(case, tmp_path / "gt_masks")
+    seg = segment3d.run(segment3d.Config(), case.recon, masks, tmp_path / "seg")
+    result = amodal.run(CFG, case.recon, masks, seg, tmp_path / "amodal")
+    base, lid = read_mesh(result.base_mesh), read_mesh(result.part_meshes[0])
+    assert base.is_watertight and lid.is_watertight
+    (panel,) = case.recon.panels
+    assert lid.volume == pytest.approx(float(np.prod(panel.box.extents)), rel=1e-6)
+    assert base.volume == pytest.approx(float(np.prod(case.box[1] - case.box[0])), rel=1e-6)  # the base's box, whole
+    # Closed down onto the keyboard and opened further, about the true hinge: never inside the base.
+    truth = case.obj.part("lid_0")
+    points = np.vstack([trimesh.sample.sample_surface_even(lid, 1500, seed=0)[0], lid.vertices])
+    moved = move_points(points, "revolute", truth.axis, truth.origin, np.linspace(truth.lower, truth.upper, 13))
+    assert trimesh.proximity.signed_distance(base, moved.reshape(-1, 3)).max() <= PENETRATION_M

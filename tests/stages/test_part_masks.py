@@ -201,6 +201,9 @@ def _own_chain(category: str, seed: int, tmp_path):
         ("microwave", 0),
         # A thick lid edge (the box is low) below a sliver of the top face on the front.
         ("box_lid", 2),
+        # An open laptop (a clamshell): its screen, reconstructed as a hinged panel, and nothing on
+        # the keyboard half.
+        ("laptop", 3),
     ],
 )
 def test_own_chain_finds_each_part_once(tmp_path, category, seed):

@@ -94,3 +94,15 @@ def test_mask_on_no_visible_face_is_an_error(cases, tmp_path):
     bad = dataclasses.replace(masks, parts=(dataclasses.replace(masks.parts[0], mask=empty),) + masks.parts[1:])
     with pytest.raises(ValueError, match="covers no face"):
         segment3d.run(CFG, case.recon, bad, tmp_path)
+
+
+def test_a_piece_of_its_own_goes_whole_to_its_part(tmp_path):
+    # An open laptop's screen is a solid apart from the base: its unseen back goes with it,
+    # though its normals and position are far from the seen front's in feature space.
+    case = synth_case("laptop", 0, tmp_path / "case")
+    masks = gt_part_masks(case, tmp_path / "gt_masks")
+    result = segment3d.run(CFG, case.recon, masks, tmp_path / "seg")
+    mesh, labels = read_mesh(result.mesh), np.load(result.labels)
+    lid = case.recon.panels[0].box.contains(mesh.triangles_center, 1e-6)
+    assert lid.any() and np.all(labels[lid] == 1)
+    assert np.mean(labels[~lid] == 0) >= 0.99  # the base keeps its faces (but a few on the mask's edge)
