@@ -50,7 +50,7 @@ def run_case(category: str, seed: int, size: int, work: Path) -> dict:
 
     from flows.presets import resolve
     from stages import amodal, foreground, part_masks, reconstruct, segment3d
-    from stages._shared.io import read_mask, read_mesh, write_image
+    from stages._shared.io import read_json, read_mask, read_mesh, write_image
     from synth.objects import make_object
     from synth.render import click_point, product_camera, render_view
     from tests.stages.synth_inputs import gt_faces, gt_part_masks, mask_iou, synth_case
@@ -94,6 +94,7 @@ def run_case(category: str, seed: int, size: int, work: Path) -> dict:
 
     row["fg_iou"] = mask_iou(_at_size(read_mask(fg.mask), view.mask.shape), view.mask)
     row["silhouette_iou"] = recon.silhouette_iou
+    row["shape"] = read_json(work / "recon" / "fit.json")["shape"]  # box or clamshell
     row["chamfer"] = _chamfer(_in_camera(read_mesh(recon.mesh), recon.camera), _in_camera(truth, camera)) / diag
     row["chamfer_base"] = _chamfer(read_mesh(recon.mesh), _bottom_centred(truth)) / diag
     el_p, az_p = _elevation_azimuth(recon.camera, read_mesh(recon.mesh).bounds)

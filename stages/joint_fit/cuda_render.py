@@ -30,6 +30,8 @@ a layer is tested on a CPU. Not run on a GPU yet.
 
 from __future__ import annotations
 
+import functools
+
 import importlib
 from dataclasses import dataclass, fields
 
@@ -82,11 +84,17 @@ def choose_renderer(renderer: str) -> str:
 
 
 def context():
-    """An nvdiffrast ``RasterizeCudaContext`` on the current CUDA device (nvdiffrast compiles its
-    CUDA plugin the first time)."""
+    """The process's nvdiffrast ``RasterizeCudaContext`` on the current CUDA device, made once per
+    device and shared by every part's fit (each context holds GPU buffers; nvdiffrast compiles
+    its CUDA plugin the first time)."""
+    return _context(torch.cuda.current_device())
+
+
+@functools.lru_cache(maxsize=None)
+def _context(device: int):
     import nvdiffrast.torch as dr
 
-    return dr.RasterizeCudaContext()
+    return dr.RasterizeCudaContext(device=device)
 
 
 def clip_matrix(view: View, near: float, far: float) -> Tensor:

@@ -23,6 +23,15 @@ Nelder-Mead), plus terms for what the outline cannot tell:
 The front (+x) is the side face turned most towards the camera (|azimuth| <= 45 deg). The box
 is then carved from this one view (voxels projecting outside the mask are dropped); when
 carving removes almost nothing the exact box is kept, with clean planar faces.
+
+An open laptop is no box: its outline is an L seen in perspective, and a box fitted to it is
+mostly air (or, seen from above, a flat plate whose top is the screen). Where the best box
+covers the outline poorly, an open clamshell is fitted as well: a base slab and a lid hinged
+along the base's back top edge, leaning back to the box's top back edge (two more numbers: the
+base's thickness and the hinge's offset from the back), its lid's side edges a fourth
+vanishing direction, with weak priors that the lid is as long as the base is deep and opens
+85-160 deg. It replaces the box where its outline overlaps the mask clearly better; the mesh
+is then the two slabs, apart, and the lid goes on as a hinged panel (a movable part, whole).
 """
 
 from __future__ import annotations
@@ -565,17 +574,17 @@ class _Objective:
             + ((_view_angles(T)[1] - self.el_mean) / self.el_sd) ** 2
             + (np.log(fit.depth / fit.width) / self.ratio_sd) ** 2
         )
+        directions = np.eye(3)  # of the shape's edges
         if fit.clamshell:  # a closed lid covers its base: about as long as the base is deep
-            lid, _, _, angle = _clamshell_lid(fit)
+            lid, _, along, angle = _clamshell_lid(fit)
             if not _LID_ANGLE_RANGE[0] <= angle <= _LID_ANGLE_RANGE[1]:
                 return _INVALID
             ratio = np.linalg.norm(lid[4] - lid[0]) / (fit.depth * (1.0 - fit.hinge))
             cost += self.prior_weight * (np.log(ratio) / _LID_LENGTH_SPREAD) ** 2
+            directions = np.vstack([directions, along])  # the lid's side edges lean back with it
         if self.edge_weight > 0:
             cost += self.edge_weight * (1.0 - self.edge_support(fit, uv, eye))
         if self.line_weight > 0:
-            # A clamshell's lid edges run along its own tilted direction as well.
-            directions = np.vstack([np.eye(3), _clamshell_lid(fit)[2]]) if fit.clamshell else np.eye(3)
             vps = _vanishing_points(T, f, self.w, self.h, directions)
             cost += self.line_weight * _line_misfit(self.lines, vps, self.line_tolerance)
         return cost
