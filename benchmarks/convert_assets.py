@@ -1,6 +1,6 @@
 """Time `image-to-urdf convert` on the example photos in assets/ (whole process, median of N).
 
-    .venv/bin/python benchmarks/convert_assets.py --repeat 3 [--clicks] [--markdown]
+    .venv/bin/python benchmarks/convert_assets.py --repeat 3 [--clicks] [--assets NAME ...]
 
 Each run is a fresh process (ephemeral Prefect API included), so the figures are what a user
 waits for. Peak memory is the largest resident set of the convert process and the processes it

@@ -75,6 +75,16 @@ _ROUND_CANDIDATES = 4
 #: the steps each way.
 _ROUND_SHIFT = 0.3
 _ROUND_SHIFT_STEPS = 6
+#: Half-size of the window whose median colour a clicked handle differs from, fraction of the face's longer side.
+_HANDLE_WINDOW = 0.08
+#: Seams on both sides of a handle whose midpoint is off the handle by more than this share of
+#: their distance are not one panel's: the nearer one is kept and mirrored.
+_HANDLE_OFF_CENTRE = 0.25
+#: Smallest colour difference (fraction of full intensity) of a clicked pixel from its
+#: surroundings for it to be on a handle.
+_HANDLE_MIN_CONTRAST = 0.04
+#: A panel completed around a clicked handle replaces the click's cell when at most this share of it.
+_HANDLE_CELL_SHARE = 0.5
 #: Confidence of a hinged panel the reconstruction fitted as a solid of its own (an open laptop's screen).
 _HINGED_CONFIDENCE = 0.9
 #: A panel starting within this fraction of the face height from its top edge touches the top.
@@ -1055,11 +1065,90 @@ def _panel_at_click(
             raise ValueError(f"click ({x}, {y}) lands on face {name!r}, which shows none of the object; click on the part")
         rectified[name] = face
         cell = face.cells[label - 1]
+        if sum(cell.seam_sides) < 4:  # open on a side: the panel may show only part of its outline
+            around = _cell_around_handle(cfg, face, r, c)
+            if around is not None and _area(around.bbox) <= _HANDLE_CELL_SHARE * _area(cell.bbox):
+                cell = around
         return _make_panel(cfg, face, cell, _handle_blobs(cfg, face, cell)), name, (r, c)
     raise ValueError(
         f"click ({x}, {y}) lands on no face of the object's box turned to the camera ({sorted(rectified)}); "
         "click on the part in the photo, in input-photo pixels"
     )
+
+
+def _cell_around_handle(cfg: Config, face: _Face, r: int, c: int) -> _Cell | None:
+    """The panel around a clicked handle whose outline shows on some sides only (a washer's
+    detergent drawer lit from one side: its top and left seams dark, the others invisible).
+
+    The handle is the blob of colours off the click's surroundings (by ``handle_contrast``, or
+    half the clicked pixel's difference if less) under the click. From it, the nearest seam (evidence over ``seam_coverage`` of a band as
+    long as three handle sizes) is sought on each side; a side without one mirrors the opposite
+    side about the handle, which sits centred on its panel. None when the click is on no
+    handle-sized blob, or no seam bounds the handle on either side of an axis.
+    """
+    from scipy import ndimage
+
+    H, W = face.valid.shape
+    reach = max(8, int(round(_HANDLE_WINDOW * max(H, W))))
+    window = (slice(max(0, r - reach), r + reach + 1), slice(max(0, c - reach), c + reach + 1))
+    if not face.valid[window].any():
+        return None
+    surround = np.median(face.rgb[window][face.valid[window]], axis=0)
+    difference = np.abs(face.rgb - surround).max(axis=2)
+    # The user points at the handle: on a dark body a dark slot differs less than
+    # handle_contrast, so half the clicked pixel's own difference will do.
+    if difference[r, c] < _HANDLE_MIN_CONTRAST:
+        return None
+    off = (difference > min(cfg.handle_contrast, 0.5 * difference[r, c])) & face.valid
+    blobs, _ = ndimage.label(off)
+    rows, cols = np.nonzero(blobs == blobs[r, c])
+    if len(rows) > cfg.handle_area[1] * _HANDLE_CELL_SHARE * face.valid.sum():
+        return None  # a window or a dark panel, not a handle
+    hr0, hr1, hc0, hc1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    hh, hw = hr1 - hr0, hc1 - hc0
+    gap = 2 * max(1, int(round(cfg.seam_tilt * max(H, W)))) + 2  # clear of the handle's own outline
+    band_rows = slice(max(0, hr0 - hh), hr1 + hh)
+    band_cols = slice(max(0, hc0 - hw), hc1 + hw)
+    column_seam = face.seams[band_rows].mean(axis=0) >= cfg.seam_coverage  # (W,) a vertical seam beside the handle
+    row_seam = face.seams[:, band_cols].mean(axis=1) >= cfg.seam_coverage  # (H,)
+
+    def nearest(seam: np.ndarray, start: int, step: int) -> int | None:
+        """Middle of the first seam band from ``start`` going ``step`` (+1 or -1), None if none."""
+        ahead = seam[start:] if step > 0 else seam[: max(start + 1, 0)][::-1]
+        hits = np.flatnonzero(ahead) if 0 <= start < len(seam) else []
+        if not len(hits):
+            return None
+        ends = np.flatnonzero(~ahead[hits[0]:])
+        width = int(ends[0]) if len(ends) else len(ahead) - int(hits[0])
+        return start + step * (int(hits[0]) + width // 2)
+
+    def bounds(seam: np.ndarray, lo: int, hi: int) -> tuple[int, int, bool, bool] | None:
+        """The panel's extent along one axis around the handle [lo, hi) and which ends are seams."""
+        a, b = nearest(seam, lo - gap, -1), nearest(seam, hi + gap, 1)
+        centre = (lo + hi) / 2
+        if a is not None and b is not None and abs((a + b) / 2 - centre) > _HANDLE_OFF_CENTRE * (b - a):
+            # Far off-centre: the farther seam belongs to something else (a door below).
+            a, b = (a, None) if centre - a < b - centre else (None, b)
+        if a is None and b is None:
+            return None
+        start = a + 1 if a is not None else int(round(2 * centre - b))
+        stop = b if b is not None else int(round(2 * centre - (a + 1)))
+        return max(0, start), min(len(seam), stop), a is not None, b is not None
+
+    across, down = bounds(column_seam, hc0, hc1), bounds(row_seam, hr0, hr1)
+    if across is None or down is None:
+        return None
+    c0, c1, left, right = across
+    r0, r1, top, bottom = down
+    if c1 - c0 < 2 * hw or r1 - r0 < hh + 2:
+        return None
+    found = (top, bottom, left, right)
+    return _Cell(bbox=(int(c0), int(r0), int(c1), int(r1)), seam_sides=found, grow=found)
+
+
+def _area(bbox: tuple[int, int, int, int]) -> int:
+    c0, r0, c1, r1 = bbox
+    return (c1 - c0) * (r1 - r0)
 
 
 def _separate(cfg: Config, faces: dict[str, _Face], hits: list, clicks) -> list[_Panel]:
