@@ -218,7 +218,12 @@ def main(argv: list[str] | None = None) -> None:
     text = tables(results)
     print(text)
     if args.write_docs:
-        command = ".venv/bin/python benchmarks/run_tracks.py" + (" --quick" if args.quick else "") + f" --jobs {args.jobs} --write-docs"
+        command = ".venv/bin/python benchmarks/run_tracks.py " + shlex.join(  # as run: set, output, tracks
+            ["--set", str(args.set), "--out", str(args.out), "--tracks", args.tracks]
+            + (["--quick"] if args.quick else [])
+            + (["--no-convert"] if args.no_convert else ["--jobs", str(args.jobs)])
+            + ["--write-docs"]
+        )
         load = "scored from recorded conversions" if args.no_convert else "load average at the end: " + " ".join(
             f"{v:.1f}" for v in os.getloadavg()
         )
