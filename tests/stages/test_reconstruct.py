@@ -32,6 +32,17 @@ def _foreground(tmp_path, rgb: np.ndarray, mask: np.ndarray) -> ForegroundResult
     )
 
 
+def _reconstruct_product_photo(category: str, seed: int, tmp_path):
+    """The object, its product camera, its 512 px photo and what reconstruct makes of the photo
+    (its exact mask as the foreground, ``--max-dim`` its true largest dimension)."""
+    obj = make_object(category, seed)
+    true_camera = product_camera(obj, seed, 512, 512)
+    view = render_view(obj, true_camera)
+    fg = _foreground(tmp_path, view.rgb, view.mask)
+    result = stages.reconstruct.run(stages.reconstruct.Config(), fg, float(obj.extents.max()), tmp_path / "rc")
+    return obj, true_camera, view, result
+
+
 def _view_angles(camera_position: np.ndarray, centre: np.ndarray) -> tuple[float, float]:
     """Azimuth and elevation (degrees) of a camera seen from ``centre``."""
     d = camera_position - centre
@@ -57,13 +68,8 @@ CASES = [("cabinet", 4), ("microwave", 4), ("fridge", 7)]
 
 @pytest.mark.parametrize(("category", "seed"), CASES)
 def test_camera_and_box_of_rendered_object(category, seed, tmp_path):
-    obj = make_object(category, seed)
-    true_camera = product_camera(obj, seed, 512, 512)
-    view = render_view(obj, true_camera)
+    obj, true_camera, view, result = _reconstruct_product_photo(category, seed, tmp_path)
     max_dim = float(obj.extents.max())
-
-    fg = _foreground(tmp_path, view.rgb, view.mask)
-    result = stages.reconstruct.run(stages.reconstruct.Config(), fg, max_dim, tmp_path / "rc")
 
     mesh = _check_base_frame(result, max_dim)
     assert result.silhouette_iou >= 0.9
@@ -88,13 +94,8 @@ def test_camera_and_box_of_rendered_object(category, seed, tmp_path):
 # 31.6 deg elevation against the true 24.0; seed 0 is seen from low (7.6 deg).
 @pytest.mark.parametrize("seed", [3, 0])
 def test_open_laptop_is_a_clamshell(seed, tmp_path):
-    obj = make_object("laptop", seed)
-    true_camera = product_camera(obj, seed, 512, 512)
-    view = render_view(obj, true_camera)
+    obj, true_camera, view, result = _reconstruct_product_photo("laptop", seed, tmp_path)
     max_dim = float(obj.extents.max())
-
-    fg = _foreground(tmp_path, view.rgb, view.mask)
-    result = stages.reconstruct.run(stages.reconstruct.Config(), fg, max_dim, tmp_path / "rc")
 
     mesh = _check_base_frame(result, max_dim)
     assert read_json(tmp_path / "rc" / "fit.json")["shape"] == "clamshell"
@@ -123,12 +124,7 @@ FOCAL_CASES = [("fridge", 2), ("dishwasher", 3), pytest.param("dishwasher", 0, m
 
 @pytest.mark.parametrize(("category", "seed"), FOCAL_CASES)
 def test_focal_length_of_rendered_appliance(category, seed, tmp_path):
-    obj = make_object(category, seed)
-    true_camera = product_camera(obj, seed, 512, 512)
-    view = render_view(obj, true_camera)
-
-    fg = _foreground(tmp_path, view.rgb, view.mask)
-    result = stages.reconstruct.run(stages.reconstruct.Config(), fg, float(obj.extents.max()), tmp_path / "rc")
+    obj, true_camera, _, result = _reconstruct_product_photo(category, seed, tmp_path)
 
     assert result.camera.fx == pytest.approx(true_camera.fx, rel=0.04)  # pixels
     # With the focal length right, the camera sits where the truth does (relative to the object).
