@@ -588,11 +588,14 @@ def _cut_bands(
     edges = np.flatnonzero(np.diff(np.concatenate([[0], cut.astype(np.int8), [0]])))
 
     def side(lo: int, hi: int, beyond: int) -> bool:
-        """Whether rows [lo, hi) are one surface, or the rows ``beyond`` further are (inside the cell)."""
+        """Whether rows [lo, hi) are one surface, or the rows ``beyond`` further are; where those
+        leave the cell, a handle may fill the rows up to its edge (a lid's edge strip)."""
         if _one_surface(cfg, rgb[max(0, lo):hi], valid[max(0, lo):hi]):
             return True
+        if beyond == 0:
+            return False
         lo, hi = lo + beyond, hi + beyond
-        return 0 <= lo and hi <= h and _one_surface(cfg, rgb[lo:hi], valid[lo:hi])
+        return not (0 <= lo and hi <= h) or _one_surface(cfg, rgb[lo:hi], valid[lo:hi])
 
     bands = []
     for a, b in zip(edges[::2], edges[1::2]):  # loop over seam candidates (a few per cell)
@@ -986,8 +989,7 @@ def _add_lid(cfg: Config, faces: dict[str, _Face]) -> dict[str, _Face]:
             extra.append((name, m))
     h_top, w_top = top.valid.shape
     top_blobs = _handle_blobs(cfg, top, _Cell((0, 0, w_top, h_top), (False,) * 4))
-    strip = _Cell((0, 0, W, min(H, 2 * seam + g)), (False, False, False, False))  # a tab may hang over the seam
-    blobs = _handle_blobs(cfg, front, strip) + top_blobs
+    blobs = _strip_handles(cfg, front, min(H, 2 * seam + g)) + top_blobs  # a tab may hang over the seam
     handles = [b for b in blobs if not b.control]
     handle = _main_handle(handles)
     # Hinged at the back edge unless the handle sits on the top face near that edge.
@@ -1014,6 +1016,52 @@ def _add_lid(cfg: Config, faces: dict[str, _Face]) -> dict[str, _Face]:
         extra=tuple(extra),
     )
     return {**faces, "front": dataclasses.replace(front, panels=rest), "top": dataclasses.replace(top, panels=(lid,))}
+
+
+def _strip_handles(cfg: Config, face: _Face, rows: int) -> list[_Handle]:
+    """Handle-like blobs on the top ``rows`` rows of a face (a lid's edge, the seam under it and
+    a little of the wall below).
+
+    A lid's edge is a few pixels tall and its handle may fill it and hang over the seam, so the
+    panel colour model of ``_handle_blobs`` (one surface, handles small inside it) does not
+    hold there. Every horizontal band of the strip (the edge, the seam line, the wall) is one
+    colour along its row, so a pixel belongs to a handle when it differs from its row's median
+    colour by more than ``handle_contrast``. A handle lies along the lid's edge: a blob narrower
+    than tall (a grain line, the face's outline) or a single row (shading) is not one. ``centre``
+    is relative to the strip (the face's width, ``rows``).
+    """
+    import cv2
+    from scipy import ndimage
+
+    valid = face.valid[:rows]
+    strip = np.where(valid[..., None], face.rgb[:rows].astype(np.float64), np.nan)
+    h, w = valid.shape
+    seen = valid.any(axis=1)
+    if seen.sum() < 2 or w < 3:
+        return []
+    diff = np.zeros((h, w))
+    row_colour = np.nanmedian(strip[seen], axis=1, keepdims=True)  # (rows seen, 1, 3)
+    diff[seen] = np.nan_to_num(np.abs(strip[seen] - row_colour).max(axis=2), nan=0.0)
+    off = diff > cfg.handle_contrast
+    off[:, :1] = off[:, w - 1:] = False  # the face's outline
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(off.astype(np.uint8), connectivity=8)
+    x, y, bw, bh, area = stats[1:].T
+    ok = np.flatnonzero((area >= 6) & (bh >= 2) & (bw >= bh) & (bw <= _MAX_HANDLE_SPAN * w))
+    if len(ok) == 0:
+        return []
+    contrast = np.asarray(ndimage.mean(diff, lab, ok + 1))
+    bar = bw[ok] >= _BAR_ASPECT * bh[ok]
+    score = contrast * np.sqrt(area[ok]) * np.where(bar, 2.0, 1.0)
+    return [
+        _Handle(
+            centre=(float((x[i] + 0.5 * bw[i]) / w), float((y[i] + 0.5 * bh[i]) / h)),
+            size=(int(bw[i]), int(bh[i])),
+            contrast=float(contrast[j]),
+            score=float(score[j]),
+            control=False,
+        )
+        for j, i in enumerate(ok)
+    ]
 
 
 def _touches_top(handle: _Handle, cell: _Cell) -> bool:

@@ -150,6 +150,37 @@ def test_a_safe_door_opens_by_its_bar_not_its_dial(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "category, seed, camera_seed",
+    [
+        # A trash can seen from just below its lid's top: the lid's edge is a 7 px strip filled
+        # by a bar handle, its seam right under the bar (the benchmark's case 058).
+        ("trash_can", 482959, 513349),
+        # A white lid on a grey box whose black tab hangs over the seam (case 052).
+        ("box_lid", 836875, 444593),
+    ],
+)
+def test_a_lid_whose_handle_fills_its_edge_is_found(tmp_path, category, seed, camera_seed):
+    """Both were taken for a door or flap covering the whole front (mask IoU 0.03 and 0.08):
+    the handle was sought with a one-surface colour model over a strip holding the lid's edge,
+    the seam and the wall, and the seam under the handle was not accepted. The pipeline's own
+    foreground and reconstruction feed it; IoU >= 0.5 is the benchmark's match."""
+    from flows.presets import resolve
+    from stages import foreground, reconstruct
+    from stages._shared.io import write_image
+    from synth.objects import make_object
+    from synth.render import product_camera, render_view
+
+    obj = make_object(category, seed)
+    view = render_view(obj, product_camera(obj, camera_seed, 512, 512), textured=True)
+    cfg = resolve("cpu", {})
+    fg = foreground.run(cfg.foreground, write_image(tmp_path / "photo.png", view.rgb), tmp_path / "fg")
+    recon = reconstruct.run(cfg.reconstruct, fg, float(obj.extents.max()), tmp_path / "recon")
+    (part,) = part_masks.run(cfg.part_masks, fg, recon, (), tmp_path / "masks").parts
+    assert (part.joint_type, part.hinge_side) == ("revolute", gt_hinge_side(obj, "lid_0"))
+    assert mask_iou(read_mask(part.mask), view.part_masks["lid_0"]) >= 0.5
+
+
+@pytest.mark.parametrize(
     "category, seed, found",
     [
         # The round door's rim shows only along its top: the rings are centred on the glass.
