@@ -91,6 +91,8 @@ _HINGED_CONFIDENCE = 0.9
 _TOP_TOUCH = 0.05
 #: A blob at least this many times longer than wide is a bar (a pull handle), not a knob or a dial.
 _BAR_ASPECT = 3.0
+#: A seam's evidence must be this many times a face's median evidence across it (its texture).
+_TEXTURE_FACTOR = 3.0
 #: Least share of a panel its fitted colour explains (a door's window and handle leave more).
 _MIN_SURFACE = 0.4
 
@@ -489,12 +491,22 @@ def _seam_evidence(cfg: Config, rgb: np.ndarray, valid: np.ndarray) -> tuple[np.
     dark_h = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, np.ones((k, 1), np.uint8))  # dark horizontal lines
     dark_v = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, np.ones((1, k), np.uint8))
     inside = cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    horizontal = ((np.maximum(step_y, dark_h) > cfg.seam_contrast) & inside).astype(np.uint8)
-    vertical = ((np.maximum(step_x, dark_v) > cfg.seam_contrast) & inside).astype(np.uint8)
+    across_h, across_v = np.maximum(step_y, dark_h), np.maximum(step_x, dark_v)
+    horizontal = ((across_h > _seam_threshold(cfg, across_h, inside)) & inside).astype(np.uint8)
+    vertical = ((across_v > _seam_threshold(cfg, across_v, inside)) & inside).astype(np.uint8)
     d = 2 * max(1, int(round(cfg.seam_tilt * max(H, W)))) + 1
     horizontal = cv2.dilate(horizontal, np.ones((d, _BRIDGE_PX), np.uint8)).astype(bool) & valid
     vertical = cv2.dilate(vertical, np.ones((_BRIDGE_PX, d), np.uint8)).astype(bool) & valid
     return horizontal, vertical
+
+
+def _seam_threshold(cfg: Config, evidence: np.ndarray, inside: np.ndarray) -> float:
+    """Least evidence of a seam across one direction: ``seam_contrast``, or more on a textured
+    surface (wood grain, brushed metal), where a seam must stand out from the grain's own lines:
+    ``_TEXTURE_FACTOR`` times the face's median evidence (a seam covers few of its pixels)."""
+    if not inside.any():
+        return cfg.seam_contrast
+    return max(cfg.seam_contrast, _TEXTURE_FACTOR * float(np.median(evidence[inside])))
 
 
 def _xy_cut(
