@@ -93,6 +93,8 @@ _TOP_TOUCH = 0.05
 _BAR_ASPECT = 3.0
 #: A seam's evidence must be this many times a face's median evidence across it (its texture).
 _TEXTURE_FACTOR = 3.0
+#: Farthest a click may land off the faces that show the object, fraction of the photo's longer side.
+_CLICK_REACH = 0.02
 #: Least share of a panel its fitted colour explains (a door's window and handle leave more).
 _MIN_SURFACE = 0.4
 
@@ -320,7 +322,8 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
     # 3. One part per click, or every confident panel.
     scale = float(fg.scale)
     if clicks:
-        hits = [_panel_at_click(cfg, rectified, analysed, (x, y), scale) for x, y in clicks]
+        reach = _CLICK_REACH * max(fg_mask.shape)
+        hits = [_panel_at_click(cfg, rectified, analysed, (x, y), scale, reach) for x, y in clicks]
         chosen = _separate(cfg, rectified, hits, clicks)
         picked = list(zip(chosen, [tuple(map(int, c)) for c in clicks]))
     else:
@@ -1089,27 +1092,29 @@ def _touches_top(handle: _Handle, cell: _Cell) -> bool:
 
 
 def _panel_at_click(
-    cfg: Config, rectified: dict[str, _Face], analysed: dict[str, _Face], click: tuple[int, int], scale: float
+    cfg: Config,
+    rectified: dict[str, _Face],
+    analysed: dict[str, _Face],
+    click: tuple[int, int],
+    scale: float,
+    reach: float,
 ) -> tuple[_Panel, str, tuple[int, int]]:
     """The panel under an input-photo click (else the seam-bounded cell under it), the face the
     click lands on and its rectified pixel (row, column) there.
 
     ``rectified`` holds every face turned to the camera, ``analysed`` those searched for panels;
-    a click on a face seen too obliquely to be searched gets that face searched now.
+    a click on a face seen too obliquely to be searched gets that face searched now. A click
+    up to ``reach`` working-image pixels off the faces that show the object (on a lid's rim
+    just outside the fitted box) goes to the nearest one's edge.
     """
     from scipy import ndimage
 
     x, y = click
     p = np.array([(x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5, 1.0])  # OpenCV pixel coordinates
-    for name, face in rectified.items():
-        q = np.linalg.solve(face.homography, p)
-        if q[2] <= 0:
-            continue
-        c, r = q[0] / q[2], q[1] / q[2]
-        H, W = face.valid.shape
-        if not (-0.5 <= c < W - 0.5 and -0.5 <= r < H - 0.5):
-            continue
-        c, r = int(round(np.clip(c, 0, W - 1))), int(round(np.clip(r, 0, H - 1)))
+    hit = _face_under(rectified, p, reach)
+    if hit is not None:
+        name, r, c = hit
+        face = rectified[name]
         # A panel with a mask on this face (lids reach over several faces).
         for panel in (pn for f in rectified.values() for pn in f.panels):
             masks = dict(((panel.face, panel.mask),) + panel.extra)
@@ -1134,6 +1139,29 @@ def _panel_at_click(
         f"click ({x}, {y}) lands on no face of the object's box turned to the camera ({sorted(rectified)}); "
         "click on the part in the photo, in input-photo pixels"
     )
+
+
+def _face_under(rectified: dict[str, _Face], p: np.ndarray, reach: float) -> tuple[str, int, int] | None:
+    """The face showing the object whose rectangle holds the photo point ``p`` (homogeneous
+    working-image pixels) and its rectified (row, column) there, the first such in order; else
+    the face whose rectangle comes nearest to it, within ``reach`` pixels, the point moved onto
+    its edge; else None. Faces turned away (showing nothing) are passed over."""
+    best = None
+    for name, face in rectified.items():  # loop over faces (at most six)
+        if not face.valid.any():
+            continue
+        q = np.linalg.solve(face.homography, p)
+        if q[2] <= 0:
+            continue
+        H, W = face.valid.shape
+        c, r = np.clip(q[0] / q[2], 0, W - 1), np.clip(q[1] / q[2], 0, H - 1)
+        back = face.homography @ np.array([c, r, 1.0])
+        off = float(np.hypot(*(back[:2] / back[2] - p[:2])))
+        if best is None or off < best[0] - 0.5:  # inside a face (off < 1 px): the first face wins
+            best = (off, name, int(round(r)), int(round(c)))
+    if best is None or best[0] > reach:
+        return None
+    return best[1], best[2], best[3]
 
 
 def _cell_around_handle(cfg: Config, face: _Face, r: int, c: int) -> _Cell | None:
