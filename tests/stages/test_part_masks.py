@@ -9,11 +9,14 @@ import re
 import numpy as np
 import pytest
 
+from flows.presets import resolve
 from stages import part_masks
 from stages._shared.io import read_mask
 from tests.stages.synth_inputs import gt_hinge_side, interior_click, mask_iou, synth_case
 
 CFG = part_masks.Config()
+#: The `cpu` preset, for the tests that run the pipeline's own foreground and reconstruct.
+_CPU = resolve("cpu", {})
 
 
 @pytest.fixture(scope="module")
@@ -129,23 +132,30 @@ def test_without_a_confident_panel_the_likeliest_is_proposed(cases, tmp_path):
     assert cfg.fallback_confidence <= result.parts[0].confidence < cfg.min_confidence
 
 
-def test_a_safe_door_opens_by_its_bar_not_its_dial(tmp_path):
-    """A safe whose front shows a round dial at its centre and a pull bar near one edge (the
-    object of the benchmark's case 009): the bar is the handle, so the panel is a door hinged on
-    the other edge, not a drawer pulled by the dial. The pipeline's own foreground and
-    reconstruction feed it."""
-    from flows.presets import resolve
+def _reconstructed_photo(category: str, seed: int, tmp_path, camera_seed: int | None = None, textured: bool = False):
+    """The object (``make_object(category, seed)``), its 512 px product photo from camera
+    ``camera_seed`` (default ``seed``), and the pipeline's own foreground and reconstruction of
+    it (``--max-dim`` its true largest dimension)."""
     from stages import foreground, reconstruct
     from stages._shared.io import write_image
     from synth.objects import make_object
     from synth.render import product_camera, render_view
 
-    obj = make_object("safe", 320558)
-    view = render_view(obj, product_camera(obj, 541151, 512, 512), textured=True)
-    cfg = resolve("cpu", {})
-    fg = foreground.run(cfg.foreground, write_image(tmp_path / "photo.png", view.rgb), tmp_path / "fg")
-    recon = reconstruct.run(cfg.reconstruct, fg, float(obj.extents.max()), tmp_path / "recon")
-    result = part_masks.run(cfg.part_masks, fg, recon, (), tmp_path / "masks")
+    obj = make_object(category, seed)
+    camera = product_camera(obj, seed if camera_seed is None else camera_seed, 512, 512)
+    view = render_view(obj, camera, textured=textured)
+    fg = foreground.run(_CPU.foreground, write_image(tmp_path / "photo.png", view.rgb), tmp_path / "fg")
+    recon = reconstruct.run(_CPU.reconstruct, fg, float(obj.extents.max()), tmp_path / "recon")
+    return obj, view, fg, recon
+
+
+def test_a_safe_door_opens_by_its_bar_not_its_dial(tmp_path):
+    """A safe whose front shows a round dial at its centre and a pull bar near one edge (the
+    object of the benchmark's case 009): the bar is the handle, so the panel is a door hinged on
+    the other edge, not a drawer pulled by the dial. The pipeline's own foreground and
+    reconstruction feed it."""
+    obj, view, fg, recon = _reconstructed_photo("safe", 320558, tmp_path, camera_seed=541151, textured=True)
+    result = part_masks.run(_CPU.part_masks, fg, recon, (), tmp_path / "masks")
     assert [(p.joint_type, p.hinge_side) for p in result.parts] == [("revolute", gt_hinge_side(obj, "door_0"))]
 
 
@@ -164,24 +174,16 @@ def test_a_lid_whose_handle_fills_its_edge_is_found(tmp_path, category, seed, ca
     the handle was sought with a one-surface colour model over a strip holding the lid's edge,
     the seam and the wall, and the seam under the handle was not accepted. The pipeline's own
     foreground and reconstruction feed it; IoU >= 0.5 is the benchmark's match."""
-    from flows.presets import resolve
-    from stages import foreground, reconstruct
-    from stages._shared.io import write_image
-    from synth.objects import make_object
-    from synth.render import click_point, product_camera, render_view
+    from synth.render import click_point
 
-    obj = make_object(category, seed)
-    view = render_view(obj, product_camera(obj, camera_seed, 512, 512), textured=True)
-    cfg = resolve("cpu", {})
-    fg = foreground.run(cfg.foreground, write_image(tmp_path / "photo.png", view.rgb), tmp_path / "fg")
-    recon = reconstruct.run(cfg.reconstruct, fg, float(obj.extents.max()), tmp_path / "recon")
-    (part,) = part_masks.run(cfg.part_masks, fg, recon, (), tmp_path / "masks").parts
+    obj, view, fg, recon = _reconstructed_photo(category, seed, tmp_path, camera_seed=camera_seed, textured=True)
+    (part,) = part_masks.run(_CPU.part_masks, fg, recon, (), tmp_path / "masks").parts
     assert (part.joint_type, part.hinge_side) == ("revolute", gt_hinge_side(obj, "lid_0"))
     assert mask_iou(read_mask(part.mask), view.part_masks["lid_0"]) >= 0.5
     # A click on the lid picks it too. The trash can's click lands on its rim just outside the
     # fitted box, where only the box's top face (turned away, showing nothing) lay: it failed.
     click = click_point(view.part_masks["lid_0"])
-    (part,) = part_masks.run(cfg.part_masks, fg, recon, (click,), tmp_path / "clicked").parts
+    (part,) = part_masks.run(_CPU.part_masks, fg, recon, (click,), tmp_path / "clicked").parts
     assert (part.joint_type, part.hinge_side) == ("revolute", gt_hinge_side(obj, "lid_0"))
     assert mask_iou(read_mask(part.mask), view.part_masks["lid_0"]) >= 0.5
 
@@ -191,18 +193,8 @@ def test_wood_grain_is_not_taken_for_seams(tmp_path):
     crossed the front like seams and cut it into slivers (no door found, one sliver proposed).
     A seam must stand out from the face's own texture; both doors are found, each hinged on
     its outer edge."""
-    from flows.presets import resolve
-    from stages import foreground, reconstruct
-    from stages._shared.io import write_image
-    from synth.objects import make_object
-    from synth.render import product_camera, render_view
-
-    obj = make_object("cabinet", 47792)
-    view = render_view(obj, product_camera(obj, 501412, 512, 512), textured=True)
-    cfg = resolve("cpu", {})
-    fg = foreground.run(cfg.foreground, write_image(tmp_path / "photo.png", view.rgb), tmp_path / "fg")
-    recon = reconstruct.run(cfg.reconstruct, fg, float(obj.extents.max()), tmp_path / "recon")
-    result = part_masks.run(cfg.part_masks, fg, recon, (), tmp_path / "masks")
+    obj, view, fg, recon = _reconstructed_photo("cabinet", 47792, tmp_path, camera_seed=501412, textured=True)
+    result = part_masks.run(_CPU.part_masks, fg, recon, (), tmp_path / "masks")
     assert len(result.parts) == 2
     for part in result.parts:
         mask = read_mask(part.mask)
@@ -238,18 +230,8 @@ def test_round_doors_and_flaps_are_found(tmp_path, category, seed, found):
 def _own_chain(category: str, seed: int, tmp_path):
     """The object's product photo at 512 px through the pipeline's own foreground and reconstruct
     (the benchmark's chain), and the part masks found automatically."""
-    from flows.presets import resolve
-    from stages import foreground, reconstruct
-    from stages._shared.io import write_image
-    from synth.objects import make_object
-    from synth.render import product_camera, render_view
-
-    obj = make_object(category, seed)
-    view = render_view(obj, product_camera(obj, seed, 512, 512))
-    cfg = resolve("cpu", {})
-    fg = foreground.run(cfg.foreground, write_image(tmp_path / "photo.png", view.rgb), tmp_path / "fg")
-    recon = reconstruct.run(cfg.reconstruct, fg, float(obj.extents.max()), tmp_path / "recon")
-    return obj, view, part_masks.run(cfg.part_masks, fg, recon, (), tmp_path / "masks")
+    obj, view, fg, recon = _reconstructed_photo(category, seed, tmp_path)
+    return obj, view, part_masks.run(_CPU.part_masks, fg, recon, (), tmp_path / "masks")
 
 
 @pytest.mark.slow
