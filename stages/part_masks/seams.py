@@ -1054,12 +1054,13 @@ def _strip_handles(cfg: Config, face: _Face, rows: int) -> list[_Handle]:
     seen = valid.any(axis=1)
     if seen.sum() < 2 or w < 3:
         return []
+    rows_seen = strip[seen]
     diff = np.zeros((h, w))
-    row_colour = np.nanmedian(strip[seen], axis=1, keepdims=True)  # (rows seen, 1, 3)
-    diff[seen] = np.nan_to_num(np.abs(strip[seen] - row_colour).max(axis=2), nan=0.0)
+    row_colour = np.nanmedian(rows_seen, axis=1, keepdims=True)  # (rows seen, 1, 3)
+    diff[seen] = np.nan_to_num(np.abs(rows_seen - row_colour).max(axis=2), nan=0.0)
     off = diff > cfg.handle_contrast
     off[:, :1] = off[:, w - 1:] = False  # the face's outline
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(off.astype(np.uint8), connectivity=8)
+    _, lab, stats, _ = cv2.connectedComponentsWithStats(off.astype(np.uint8), connectivity=8)
     x, y, bw, bh, area = stats[1:].T
     ok = np.flatnonzero((area >= 6) & (bh >= 2) & (bw >= bh) & (bw <= _MAX_HANDLE_SPAN * w))
     if len(ok) == 0:
@@ -1112,33 +1113,33 @@ def _panel_at_click(
     x, y = click
     p = np.array([(x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5, 1.0])  # OpenCV pixel coordinates
     hit = _face_under(rectified, p, reach)
-    if hit is not None:
-        name, r, c = hit
-        face = rectified[name]
-        # A panel with a mask on this face (lids reach over several faces).
-        for panel in (pn for f in rectified.values() for pn in f.panels):
-            masks = dict(((panel.face, panel.mask),) + panel.extra)
-            if name in masks and masks[name][r, c]:
-                return panel, name, (r, c)
-        # No panel: the cell under the click (the nearest one when it lands on a seam).
-        face = analysed[name] if name in analysed else _analyse(cfg, face)
-        label = face.regions[r, c]
-        if label == 0 and face.regions.any():
-            _, (rr, cc) = ndimage.distance_transform_edt(face.regions == 0, return_indices=True)
-            label = face.regions[rr[r, c], cc[r, c]]
-        if label == 0:
-            raise ValueError(f"click ({x}, {y}) lands on face {name!r}, which shows none of the object; click on the part")
-        rectified[name] = face
-        cell = face.cells[label - 1]
-        if sum(cell.seam_sides) < 4:  # open on a side: the panel may show only part of its outline
-            around = _cell_around_handle(cfg, face, r, c)
-            if around is not None and _area(around.bbox) <= _HANDLE_CELL_SHARE * _area(cell.bbox):
-                cell = around
-        return _make_panel(cfg, face, cell, _handle_blobs(cfg, face, cell)), name, (r, c)
-    raise ValueError(
-        f"click ({x}, {y}) lands on no face of the object's box turned to the camera ({sorted(rectified)}); "
-        "click on the part in the photo, in input-photo pixels"
-    )
+    if hit is None:
+        raise ValueError(
+            f"click ({x}, {y}) lands on no face of the object's box turned to the camera ({sorted(rectified)}); "
+            "click on the part in the photo, in input-photo pixels"
+        )
+    name, r, c = hit
+    face = rectified[name]
+    # A panel with a mask on this face (lids reach over several faces).
+    for panel in (pn for f in rectified.values() for pn in f.panels):
+        masks = dict(((panel.face, panel.mask),) + panel.extra)
+        if name in masks and masks[name][r, c]:
+            return panel, name, (r, c)
+    # No panel: the cell under the click (the nearest one when it lands on a seam).
+    face = analysed[name] if name in analysed else _analyse(cfg, face)
+    label = face.regions[r, c]
+    if label == 0 and face.regions.any():
+        _, (rr, cc) = ndimage.distance_transform_edt(face.regions == 0, return_indices=True)
+        label = face.regions[rr[r, c], cc[r, c]]
+    if label == 0:
+        raise ValueError(f"click ({x}, {y}) lands on face {name!r}, which shows none of the object; click on the part")
+    rectified[name] = face
+    cell = face.cells[label - 1]
+    if sum(cell.seam_sides) < 4:  # open on a side: the panel may show only part of its outline
+        around = _cell_around_handle(cfg, face, r, c)
+        if around is not None and _area(around.bbox) <= _HANDLE_CELL_SHARE * _area(cell.bbox):
+            cell = around
+    return _make_panel(cfg, face, cell, _handle_blobs(cfg, face, cell)), name, (r, c)
 
 
 def _face_under(rectified: dict[str, _Face], p: np.ndarray, reach: float) -> tuple[str, int, int] | None:
@@ -1157,7 +1158,8 @@ def _face_under(rectified: dict[str, _Face], p: np.ndarray, reach: float) -> tup
         c, r = np.clip(q[0] / q[2], 0, W - 1), np.clip(q[1] / q[2], 0, H - 1)
         back = face.homography @ np.array([c, r, 1.0])
         off = float(np.hypot(*(back[:2] / back[2] - p[:2])))
-        if best is None or off < best[0] - 0.5:  # inside a face (off < 1 px): the first face wins
+        # A later face must come nearer by half a pixel: where faces meet (off ~ 0 on both), the first wins.
+        if best is None or off < best[0] - 0.5:
             best = (off, name, int(round(r)), int(round(c)))
     if best is None or best[0] > reach:
         return None
