@@ -7,8 +7,9 @@ per photo its status, the reason when it failed, the joints found, the validatio
 the time it took. A failing photo becomes a row; it never stops the batch.
 
 Resuming and sharing ``out`` (see also flows/cache.py for the stage cache):
-- ``out/.batch/locks/<name>.lock``: an fcntl lock held while a photo is converted, so two
-  batches writing into one ``out`` never build the same package at once;
+- ``out/.batch/locks/<name>.lock``: an fcntl lock held while a photo is converted (the file is
+  removed when it ends), so two batches writing into one ``out`` never build the same package
+  at once;
 - ``out/.batch/done/<name>.json``: written after the package is shipped, with the photo's key
   (photo bytes, configuration, code version). A rerun skips a photo whose key matches and whose
   package is in place, and reports it as ``cached``;
@@ -26,6 +27,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import secrets
 import shutil
 import sys
@@ -43,6 +45,7 @@ from flows.config import PipelineConfig
 from flows.devices import check_devices
 from flows.presets import resolve
 from flows.run_record import STAGES
+from stages._shared.photo import PhotoError, check_photo
 from stages._shared.io import read_json, sha256_file, write_bytes, write_json
 
 log = logging.getLogger(__name__)
@@ -76,11 +79,20 @@ def find_images(folder: Path) -> tuple[list[Path], list[dict]]:
             with Image.open(path):
                 images.append(path)
                 continue
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            reason = f"not an image PIL can identify ({type(exc).__name__})"
+        except (UnidentifiedImageError, OSError, ValueError):
+            reason = _unreadable_reason(path)
         claimed = path.suffix.lower() in Image.registered_extensions()
         others.append(_row(str(rel), status="failed" if claimed else "skipped", reason=reason))
     return images, others
+
+
+def _unreadable_reason(path: Path) -> str:
+    """What ``convert`` says of a file PIL cannot open: the file, the problem and the fix."""
+    try:
+        check_photo(path)
+    except PhotoError as exc:
+        return f"{exc}, or move it out of the folder"
+    return f"{path}: PIL cannot identify it as an image; give a PNG or JPEG photo, or move it out of the folder"
 
 
 def package_names(images: list[Path], folder: Path) -> list[str]:
@@ -113,15 +125,33 @@ def photo_key(photo: Path, config: PipelineConfig) -> str:
 
 @contextlib.contextmanager
 def photo_lock(out: Path, name: str) -> Iterator[None]:
-    """Hold ``out/.batch/locks/<name>.lock`` (fcntl, released by the OS if the process dies)."""
+    """Hold ``out/.batch/locks/<name>.lock`` (fcntl, released by the OS if the process dies).
+
+    The holder removes the file before releasing it, so no lock file outlives its conversion; a
+    waiter that then gets the lock of the removed file opens the path again.
+    """
     lock = Path(out) / ".batch" / "locks" / f"{name}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as f:
+    while True:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            f = open(lock, "a")
+        except FileNotFoundError:  # another holder removed the emptied folder in between
+            continue
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            same = os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()  # the holder before us removed this file: lock the path's new one
+    try:
+        yield
+    finally:
+        lock.unlink()
+        with contextlib.suppress(OSError):
+            lock.parent.rmdir()  # only when empty: other photos' locks may be held
+        f.close()  # releases the lock
 
 
 def clean_interrupted(out: Path, name: str) -> None:
@@ -265,6 +295,8 @@ def image_to_urdf_batch(
     images, rows = find_images(folder_path)
     names = package_names(images, folder_path)
     log.info("batch: %d image(s) under %s, %d other file(s); %d at a time", len(images), folder, len(rows), jobs)
+    if not images:
+        log.warning("batch: no image found under %s; put PNG or JPEG photos in it", folder)
     start = time.perf_counter()
     with make_task_runner(task_runner, jobs, dask_address) as runner, _progress(len(images), progress_bar) as bar:
         futures = [

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 EXIT_STAGE_FAILED, EXIT_BAD_INPUT, EXIT_INVALID_PACKAGE = 1, 2, 3
+#: The ``--set`` example the help and its error print (a real setting: tests run it).
+SET_EXAMPLE = "joint_fit.fine_iters=30"
 
 
 class InputError(ValueError):
@@ -66,7 +68,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="cpu", help="named configuration (default: cpu)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="override one setting by dotted path, e.g. --set joint_fit.n_iterations=80",
+        help=f"override one setting by dotted path, e.g. --set {SET_EXAMPLE}",
     )
 
 
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     # Before prefect is first imported: its own INFO chatter would drown the progress lines.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_negative_clicks(sys.argv[1:] if argv is None else list(argv)))
     if args.command == "browse":
         return _browse(args)
     if args.command == "serve":
@@ -88,11 +90,22 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "batch":
             return _batch(config, args)
-        request = _check_convert_inputs(args)
+        request = _check_convert_inputs(config, args)
     except InputError as exc:
         print(f"image-to-urdf: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return _convert(config, **request)
+
+
+def _join_negative_clicks(argv: list[str]) -> list[str]:
+    """``--click -3,10`` as ``--click=-3,10``: argparse takes a value starting with '-' for a flag."""
+    out = []
+    for arg in argv:
+        if out and out[-1] == "--click" and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] = f"--click={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _resolve_config(args):
@@ -102,7 +115,7 @@ def _resolve_config(args):
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. --set joint_fit.n_iterations=80")
+            raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. --set {SET_EXAMPLE}")
         overrides[key.strip()] = value.strip()
     if getattr(args, "max_dim", None) is not None:
         overrides["max_dim"] = str(args.max_dim)
@@ -112,7 +125,22 @@ def _resolve_config(args):
         raise InputError(str(exc).replace("\n", " ")) from exc
 
 
-def _check_convert_inputs(args) -> dict:
+def _check_clicks_on_object(config, photo: Path, clicks) -> None:
+    """Cut the object out (in a scratch folder, nothing under --out) and refuse clicks off it."""
+    import stages.foreground
+    import stages.part_masks
+    from stages._shared.io import read_mask
+
+    with tempfile.TemporaryDirectory(prefix="image-to-urdf-clicks-") as scratch:
+        try:
+            fg = stages.foreground.run(config.foreground, photo, Path(scratch))
+            stages.part_masks.check_clicks_on_object(read_mask(fg.mask), fg.scale, clicks)
+        except ValueError as exc:
+            message = str(exc)
+            raise InputError(message if message.startswith(str(photo)) else f"{photo}: --{message}") from None
+
+
+def _check_convert_inputs(config, args) -> dict:
     """Check everything a run needs before anything is written."""
     from flows.image_to_urdf import check_motion_clips, package_name
     from stages._shared.photo import PhotoError, check_photo
@@ -122,6 +150,8 @@ def _check_convert_inputs(args) -> dict:
     except PhotoError as exc:
         raise InputError(str(exc)) from exc
     clicks = [_parse_click(c, width, height, args.photo) for c in args.click]
+    if clicks:
+        _check_clicks_on_object(config, args.photo, clicks)
     for clip in args.motion:
         if not clip.exists():
             raise InputError(f"{clip}: --motion clip not found; give a video file or a folder of frames")
@@ -256,7 +286,17 @@ def _batch(config, args) -> int:
     if args.jobs < 1:
         raise InputError(f"--jobs {args.jobs}: give at least 1")
     _check_writable(args.out)
+    from flows.batch import find_images
     from flows.devices import DeviceError, check_devices
+
+    images, others = find_images(args.folder)
+    if not images:
+        print(
+            f"image-to-urdf batch: error: {args.folder}: no image found ({len(others)} other file(s)); "
+            "put PNG or JPEG photos in the folder (searched recursively, hidden entries skipped)",
+            file=sys.stderr,
+        )
+        return EXIT_STAGE_FAILED
 
     try:
         check_devices(config)

@@ -44,7 +44,7 @@ class PipelineConfig(BaseModel):
     )
 
     def with_overrides(self, overrides: dict[str, str]) -> "PipelineConfig":
-        """A copy with dotted-path settings replaced, e.g. ``{"joint_fit.n_iterations": "60"}``.
+        """A copy with dotted-path settings replaced, e.g. ``{"joint_fit.fine_iters": "30"}``.
 
         Values are strings as typed on a command line; pydantic converts and validates them.
         """

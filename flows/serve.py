@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import shlex
 import subprocess
 import sys
 import time
@@ -24,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
+#: The photo the ready message's example run converts.
+EXAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "cabinet.png"
 
 
 def detect_gpus() -> list[str]:
@@ -106,8 +109,8 @@ def serve(
         _say(
             f"ready: {cpu_workers} cpu worker(s), {len(gpus)} gpu worker(s); logs in {logs}. In another shell:\n"
             f"  export PREFECT_API_URL={api}\n"
-            "  prefect deployment run 'image-to-urdf/image-to-urdf' --param photo=$PWD/assets/cabinet.png "
-            "--param out=$PWD/out --watch\n"
+            f"  {shlex.quote(PREFECT)} deployment run 'image-to-urdf/image-to-urdf' "
+            f"--param photo={shlex.quote(str(EXAMPLE_PHOTO))} --param out={shlex.quote(str(Path.cwd() / 'out'))} --watch\n"
             "Ctrl-C stops the workers and the server."
         )
         while not stop:

@@ -252,6 +252,8 @@ def _fit_all(cfg: Config, camera: Camera, base, parts, video, diag: float, propo
         fit["seconds"] = time.perf_counter() - started
         fit["part"] = clip.part
         fit["source"] = clip.source
+        if not fit["plain_background"]:
+            _warn_background(clip)
         reports.append(fit)
         estimates.append(JointEstimate(part=clip.part, **fit["estimate"]))
         est = estimates[-1]
@@ -404,6 +406,22 @@ class _Part:
     glctx: object  # nvdiffrast RasterizeCudaContext (CUDA renderer), None for the soft torch rasteriser
 
 
+def _warn_background(clip) -> None:
+    """Silhouettes need a plain background: say so of what the user gave (their clip, or the photo)."""
+    if clip.source == "motion":
+        log.warning(
+            "joint_fit %s: the clip's first frame has no plain background around the object, so silhouettes "
+            "are not observed and the joint is fitted on colours only (film the part in front of a plain "
+            "backdrop for a better fit)", clip.part,
+        )
+    else:
+        log.warning(
+            "joint_fit %s: the photo has no plain background around the object, so the clip generated from it "
+            "shows no silhouettes and the joint is fitted on colours only (a photo on a plain backdrop, or "
+            "--motion with a clip of the part moving, fits better)", clip.part,
+        )
+
+
 def fit_joint(
     cfg: Config, camera: Camera, base, part, frames: list[np.ndarray], diag: float, proposed_type: str | None = None
 ) -> dict:
@@ -435,11 +453,6 @@ def fit_joint(
         "motion": motion,
         "part_box": {"centre": box.centre, "axes": box.axes, "extents": box.extents},
     }
-    if not plain:
-        log.warning(
-            "joint_fit: frame 0's border is not a plain background; silhouettes are not observed, "
-            "fitting on colours only (film the part in front of a plain backdrop for a better fit)"
-        )
     if motion["score"] < cfg.min_motion:
         report["estimate"] = _fixed_estimate(box, len(frames), motion["score"], cfg.min_motion)
         return report

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
+from stages._shared.io import read_mask
 from stages.foreground import ForegroundResult
 from stages.part_masks import seams
 from stages.reconstruct import ReconstructResult
@@ -41,6 +44,33 @@ class PartMasksResult:
 
 Config = seams.Config
 BACKENDS = {"seams": seams.run}
+#: Farthest a click may land off the object, fraction of the photo's longer side.
+CLICK_REACH = seams.CLICK_REACH
+
+
+def check_clicks_on_object(mask: np.ndarray, scale: float, clicks) -> None:
+    """Raise ValueError for a click farther than ``CLICK_REACH`` off the object.
+
+    mask : (H, W) bool
+      The object's foreground on the working image's grid (``ForegroundResult.mask``).
+    scale : float
+      Working-image pixels per input-photo pixel (``ForegroundResult.scale``).
+    clicks : sequence of (x, y) int
+      Input-photo pixels.
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask, dtype=bool)
+    off = ndimage.distance_transform_edt(~mask)  # working-image pixels to the nearest object pixel
+    reach = CLICK_REACH * max(mask.shape)
+    for x, y in clicks:
+        c = min(int((x + 0.5) * scale), mask.shape[1] - 1)
+        r = min(int((y + 0.5) * scale), mask.shape[0] - 1)
+        if off[r, c] > reach:
+            raise ValueError(
+                f"click ({x}, {y}) is on the background, {off[r, c] / scale:.0f} px from the object; "
+                "click on the movable part itself (input-photo pixels)"
+            )
 
 
 def run(
@@ -59,4 +89,6 @@ def run(
                 f"click ({x}, {y}) is outside the {width}x{height} photo; "
                 "give --click X,Y in pixels with 0 <= X < width and 0 <= Y < height"
             )
+    if clicks:
+        check_clicks_on_object(read_mask(fg.mask), fg.scale, clicks)
     return BACKENDS[cfg.backend](cfg, fg, recon, tuple(clicks), Path(out_dir))

@@ -94,7 +94,7 @@ _BAR_ASPECT = 3.0
 #: A seam's evidence must be this many times a face's median evidence across it (its texture).
 _TEXTURE_FACTOR = 3.0
 #: Farthest a click may land off the faces that show the object, fraction of the photo's longer side.
-_CLICK_REACH = 0.02
+CLICK_REACH = 0.02
 #: Least share of a panel its fitted colour explains (a door's window and handle leave more).
 _MIN_SURFACE = 0.4
 
@@ -322,7 +322,7 @@ def run(cfg: Config, fg, recon, clicks: tuple[tuple[int, int], ...], out_dir: Pa
     # 3. One part per click, or every confident panel.
     scale = float(fg.scale)
     if clicks:
-        reach = _CLICK_REACH * max(fg_mask.shape)
+        reach = CLICK_REACH * max(fg_mask.shape)
         hits = [_panel_at_click(cfg, rectified, analysed, (x, y), scale, reach) for x, y in clicks]
         chosen = _separate(cfg, rectified, hits, clicks)
         picked = list(zip(chosen, [tuple(map(int, c)) for c in clicks]))

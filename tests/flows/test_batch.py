@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def test_images_are_found_by_content_and_named_by_path(tmp_path):
         "microwave.png", "sub/cabinet.dat", "sub/truncated.png"
     ]
     assert [(r["photo"], r["status"]) for r in others] == [("notes.txt", "skipped")]
+    assert str(folder / "notes.txt") in others[0]["reason"] and "give a PNG or JPEG" in others[0]["reason"]
     assert package_names(images, folder) == ["microwave", "sub_cabinet", "sub_truncated"]
     twins = [folder / "a-b.png", folder / "a_b.png"]
     assert package_names(twins, folder) == ["a_b", "a_b_2"]
@@ -56,7 +58,27 @@ def test_photo_lock_excludes_another_process(tmp_path):
     )
     with photo_lock(tmp_path, "cabinet"):
         assert subprocess.run([sys.executable, "-c", probe]).returncode == 3
-    assert subprocess.run([sys.executable, "-c", probe]).returncode == 0
+    assert not (tmp_path / ".batch" / "locks").exists()  # no lock file outlives its conversion
+
+
+def test_photo_lock_waiter_locks_the_path_again_after_removal(tmp_path):
+    """A waiter that wins the lock of the removed file opens the path anew; holders never overlap."""
+    held, overlaps = [], []
+
+    def hold(tag):
+        with photo_lock(tmp_path, "cabinet"):
+            overlaps.append(len(held))
+            held.append(tag)
+            time.sleep(0.2)
+            held.remove(tag)
+
+    threads = [threading.Thread(target=hold, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert overlaps == [0, 0, 0]
+    assert not (tmp_path / ".batch" / "locks").exists()
 
 
 def test_leftovers_of_a_killed_conversion_are_cleaned(tmp_path):

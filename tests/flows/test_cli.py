@@ -1,14 +1,19 @@
 """Bad input gives a one-line error naming the file, a non-zero exit code and writes nothing."""
 
+import argparse
 import json
+import re
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from flows.cli import EXIT_BAD_INPUT, main
+from flows.cli import EXIT_BAD_INPUT, build_parser, main
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -49,6 +54,8 @@ def _bad_inputs(tmp_path, photo):
         "bomb": ([str(bomb)], "bomb.png"),
         "click outside": ([str(photo), "--click", "500,10"], "box.png"),
         "click malformed": ([str(photo), "--click", "12"], "--click"),
+        "click negative": ([str(photo), "--click", "-3,10"], "outside"),
+        "click on the background": ([str(photo), "--click", "3,60"], "on the background"),
         "unwritable out": ([str(photo)], "a_file"),
         "motion without click": ([str(photo), "--motion", str(photo)], "--motion"),
     }
@@ -57,7 +64,7 @@ def _bad_inputs(tmp_path, photo):
 @pytest.mark.parametrize(
     "case",
     ["missing", "not an image", "truncated", "blank", "bomb", "click outside", "click malformed",
-     "unwritable out", "motion without click"],
+     "click negative", "click on the background", "unwritable out", "motion without click"],
 )
 def test_bad_input_one_line_error_nothing_written(case, tmp_path, photo, capsys):
     args, named = _bad_inputs(tmp_path, photo)[case]
@@ -85,3 +92,52 @@ def test_browse_needs_a_runs_folder(tmp_path, capsys):
     assert main(["browse", str(tmp_path / "missing")]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "missing" in err and "RUNS_DIR is not a folder" in err
+
+
+def test_a_click_on_the_object_passes_the_input_checks(tmp_path, photo, capsys):
+    """The background check lets a click on the box through (the package name, checked later, stops it)."""
+    code = main(["convert", str(photo), "--click", "40,30", "--out", str(tmp_path / "out"), "--name", "a-b"])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and "--name" in err and "background" not in err
+
+
+def test_batch_of_a_folder_without_images_says_so(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not a photo")
+    out = tmp_path / "out"
+    assert main(["batch", str(folder), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no image found" in err and str(folder) in err
+    assert not out.exists()
+
+
+def _help_texts() -> list[str]:
+    """Every help string of every subcommand's arguments."""
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [a.help or "" for sub in commands.choices.values() for a in sub._actions]
+
+
+def test_the_help_examples_work_as_printed(capsys):
+    examples = [m for text in _help_texts() for m in re.findall(r"e\.g\. --set (\S+)", text)]
+    assert examples, "the help shows a --set example"
+    for example in set(examples):
+        assert main(["config", "--set", example]) == 0, example
+        key, value = example.split("=")
+        section, field = key.split(".")
+        assert str(json.loads(capsys.readouterr().out)[section][field]) == value
+
+
+def test_the_serve_hint_names_files_that_exist():
+    from flows import serve
+
+    assert Path(serve.PREFECT).is_file() and serve.EXAMPLE_PHOTO.is_file()
+
+
+def test_the_readme_links_files_of_the_repository():
+    readme = REPO / "README.md"
+    targets = re.findall(r"\]\(([^)#\s]+)", readme.read_text())
+    assert targets
+    missing = [t for t in targets if not t.startswith("http") and not (REPO / t).exists()]
+    assert not missing, missing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -406,3 +408,15 @@ def test_nvdiffrast_fit_matches_the_torch_fit(tmp_path):
     assert b.joint_type == a.joint_type == "revolute"
     between = np.degrees(np.arccos(np.clip(abs(np.dot(a.axis_base, b.axis_base)), 0.0, 1.0)))
     assert between < 1.0, f"nvdiffrast and torch axes differ by {between:.2f} deg"
+
+
+def test_a_busy_background_is_reported_for_what_the_user_gave(tmp_path, caplog):
+    """A generated clip's warning speaks of the photo; only a user's clip is asked to be filmed again."""
+    warnings = {}
+    for source in ("prior", "motion"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="stages.joint_fit"):
+            dq._warn_background(PartClip("door_0", (), tmp_path / "p.gif", source))
+        (warnings[source],) = [r.getMessage() for r in caplog.records]
+    assert "film" not in warnings["prior"] and "the photo" in warnings["prior"]
+    assert "film the part" in warnings["motion"] and "clip's first frame" in warnings["motion"]
