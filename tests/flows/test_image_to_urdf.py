@@ -39,7 +39,7 @@ def _load_in_simulators(urdf: Path) -> tuple[list[str], int]:
     return names, model.njnt
 
 
-def test_cabinet_with_clicks_becomes_a_valid_package(prefect_api, tmp_path):
+def test_cabinet_with_clicks_becomes_a_valid_package_and_publishes_its_summary(prefect_api, tmp_path):
     from flows.image_to_urdf import image_to_urdf
 
     meta = json.loads((ASSETS / "cabinet.json").read_text())
@@ -63,6 +63,27 @@ def test_cabinet_with_clicks_becomes_a_valid_package(prefect_api, tmp_path):
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["status"] == "done"
     assert [s["status"] for s in manifest["stages"].values()] == ["done"] * 10
+    _assert_summary_artifacts(result)  # the same run: one conversion for both checks
+
+
+def _assert_summary_artifacts(result) -> None:
+    """The run's ``urdf-summary`` lists joints, validation and a link per stage folder; ``urdf-package`` links it."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        def latest(key):
+            found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            return max(found, key=lambda a: a.created)
+
+        summary, link = latest("urdf-summary").data, latest("urdf-package").data
+    assert "# cabinet: validation passed" in summary
+    assert f"]({result.package_dir.resolve().as_uri()})" in summary
+    for joint in result.joints:
+        assert f"| {joint.part} | {joint.joint_type} |" in summary
+    for folder in sorted(p.name for p in result.run_dir.iterdir() if p.is_dir()):
+        assert f"[{folder}]({(result.run_dir / folder).resolve().as_uri()})" in summary
+    assert result.package_dir.resolve().as_uri() in link
 
 
 @pytest.mark.slow
@@ -76,28 +97,6 @@ def test_cli_converts_asset_without_clicks(asset, tmp_path):
     info = json.loads((tmp_path / asset / "package.json").read_text())
     assert info["validation"]["passed"] is True
     assert len(info["joints"]) >= 1
-
-
-def test_run_publishes_a_summary_with_joints_validation_and_links(prefect_api, tmp_path):
-    from prefect import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    from flows.image_to_urdf import image_to_urdf
-
-    result = image_to_urdf(photo=str(ASSETS / "microwave.png"), out=str(tmp_path), name="microwave")
-    with get_client(sync_client=True) as client:
-        def latest(key):
-            found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-            return max(found, key=lambda a: a.created)
-
-        summary, link = latest("urdf-summary").data, latest("urdf-package").data
-    assert "# microwave: validation passed" in summary
-    assert f"]({result.package_dir.resolve().as_uri()})" in summary
-    for joint in result.joints:
-        assert f"| {joint.part} | {joint.joint_type} |" in summary
-    for folder in sorted(p.name for p in result.run_dir.iterdir() if p.is_dir()):
-        assert f"[{folder}]({(result.run_dir / folder).resolve().as_uri()})" in summary
-    assert result.package_dir.resolve().as_uri() in link
 
 
 def test_gpu_stage_hand_off_runs_the_pickled_stage_and_refuses_cuda_without_it(prefect_api, tmp_path):
