@@ -39,6 +39,7 @@ def _load_in_simulators(urdf: Path) -> tuple[list[str], int]:
     return names, model.njnt
 
 
+@pytest.mark.slow  # a whole conversion under the Prefect harness: ~50 s of the default run
 def test_cabinet_with_clicks_becomes_a_valid_package_and_publishes_its_summary(prefect_api, tmp_path):
     from flows.image_to_urdf import image_to_urdf
 
