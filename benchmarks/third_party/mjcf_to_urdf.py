@@ -364,3 +364,62 @@ def fk_mismatch(model, art: Articulation, T_base_world: np.ndarray, urdf_path: P
             cos = (np.trace(T_mj[:3, :3].T @ T_ur[:3, :3]) - 1) / 2
             dr = max(dr, float(np.arccos(np.clip(cos, -1.0, 1.0))))
     return dp, dr
+
+
+#: Candidate fronts (world yaw of the +x base axis, degrees) and the probe view that scores them.
+FRONT_YAWS_DEG = (0.0, 90.0, 180.0, 270.0)
+PROBE_PX, PROBE_ELEVATION_DEG, PROBE_FOV_DEG = 96, 20.0, 40.0
+
+
+def front_yaw(art: Articulation) -> tuple[float, dict]:
+    """World yaw (rad) of the side from which the moving parts are best seen, and the scores.
+
+    For each of ``FRONT_YAWS_DEG``, a small probe render from that side (elevation
+    ``PROBE_ELEVATION_DEG``) counts the moving parts' visible pixels at rest and with each joint
+    at its limit of larger magnitude; the side with the most wins (ties: the first).
+    """
+    from synth.render import framed_camera, render_meshes
+
+    names = list(art.links)
+    child_of = {j["child"]: j for j in art.joints}
+    scores = {}
+    for yaw_deg in FRONT_YAWS_DEG:
+        T = base_transform(art, np.deg2rad(yaw_deg))
+        links, joints = base_frame_specs(art, T)
+        points = np.concatenate([m.vertices for m in links.values()])
+        cam = framed_camera(points, 0.0, np.deg2rad(PROBE_ELEVATION_DEG), np.deg2rad(PROBE_FOV_DEG), 0.8,
+                            PROBE_PX, PROBE_PX)
+        total = 0
+        for moved in [None] + [j["name"] for j in joints]:
+            meshes = [_moved(links, joints, n, moved) for n in names]
+            view = render_meshes(cam, meshes, list(range(len(names))), names[1:], supersample=1)
+            total += int(sum(m.sum() for m in view.part_masks.values()))
+        scores[yaw_deg] = total
+    best = max(FRONT_YAWS_DEG, key=lambda y: (scores[y], -FRONT_YAWS_DEG.index(y)))
+    return float(np.deg2rad(best)), scores
+
+
+def _moved(links: dict, joints: list, link: str, joint: str | None):
+    """``links[link]`` with joint ``joint`` at its limit of larger magnitude (the link if it moves with it)."""
+    import trimesh
+
+    mesh = links[link]
+    if joint is None:
+        return mesh
+    by_child = {j["child"]: j for j in joints}
+    chain, name = [], link
+    while name in by_child:  # joints from the link up to the root
+        chain.append(by_child[name])
+        name = by_child[name]["parent"]
+    j = next((c for c in chain if c["name"] == joint), None)
+    if j is None:
+        return mesh
+    value = j["upper"] if abs(j["upper"]) >= abs(j["lower"]) else j["lower"]
+    axis, origin = np.asarray(j["axis_base"]), np.asarray(j["origin_base"])
+    if j["type"] == "revolute":
+        T = trimesh.transformations.rotation_matrix(value, axis, origin)
+    else:
+        T = trimesh.transformations.translation_matrix(value * axis)
+    out = mesh.copy()
+    out.apply_transform(T)
+    return out
