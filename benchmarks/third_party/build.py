@@ -168,11 +168,14 @@ def build_case(spec: dict, out: Path) -> dict:
 
 
 def case_specs(objects: list[dict], split: dict[str, str], n_conditions: int) -> list[dict]:
-    """One spec per (object, condition): ``case`` name, ``object``, ``category``, ``condition``, ``split``."""
+    """One spec per (object, condition): ``case`` name, ``object``, ``category``, ``condition``, ``split``.
+
+    Condition-major (every object's condition 0, then 1, ...), so any prefix spans the objects.
+    """
     return [
         {"case": f"{o['object']}_c{k}", "object": o["object"], "category": o["category"], "condition": k,
          "split": split[o["object"]], "source": "third-party"}
-        for o in objects for k in range(n_conditions)
+        for k in range(n_conditions) for o in objects
     ]
 
 
