@@ -161,7 +161,7 @@ def mjcf_articulation(model) -> Articulation:
     parent = model.body_parentid
     loose = set()
     for j in range(model.njnt):
-        if model.jnt_type[j] in (J.mjJNT_FREE, J.mjJNT_BALL):
+        if int(model.jnt_type[j]) in (int(J.mjJNT_FREE), int(J.mjJNT_BALL)):
             loose.add(int(model.jnt_bodyid[j]))
     keep = np.ones(model.nbody, dtype=bool)
     for b in range(1, model.nbody):
@@ -180,7 +180,7 @@ def mjcf_articulation(model) -> Articulation:
     data = mujoco.MjData(model)
     qpos = model.qpos0.copy()
     for j in range(model.njnt):
-        if model.jnt_type[j] in (J.mjJNT_HINGE, J.mjJNT_SLIDE) and model.jnt_limited[j]:
+        if int(model.jnt_type[j]) in (int(J.mjJNT_HINGE), int(J.mjJNT_SLIDE)) and model.jnt_limited[j]:
             a = model.jnt_qposadr[j]
             qpos[a] = np.clip(qpos[a], *model.jnt_range[j])
     data.qpos[:] = qpos
