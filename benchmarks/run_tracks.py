@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     n_cases = QUICK_CASES if args.quick else args.cases
+    args.set, args.out = args.set.resolve(), args.out.resolve()  # each convert runs in its own folder
 
     split_file = args.set / "split.json"
     third_party = split_file.is_file() and json.loads(split_file.read_text()).get("source") == "third-party"
