@@ -129,3 +129,23 @@ def test_split_and_conditions_are_deterministic_and_balanced():
     img = background_image("cluttered", 64, 48, 1)
     assert img.shape == (64, 48, 3) and img.dtype == np.uint8 and img.std() > 5
     assert (background_image("white", 8, 8, 0) == 255).all()
+
+
+def _result(case, category, track, split=None, axis=1.0):
+    row = {"gt": "j", "pred": "j", "type_correct": True, "axis_error_deg": axis, "pivot_error": 0.1, "chamfer": 0.05}
+    out = {"case": case, "category": category, "track": track, "exit_code": 0, "seconds": 10.0, "log_tail": "",
+           "valid": True, "found": 1, "missed": 0, "extra": 0, "joints": [row]}
+    return out | ({"split": split} if split else {})
+
+
+def test_run_tracks_tables_report_each_split_only_for_split_sets():
+    from benchmarks.run_tracks import tables
+
+    procedural = tables([_result("000_a", "drawer", "A"), _result("001_b", "door", "A")])
+    assert "(dev)" not in procedural and "| drawer |" in procedural and "| **all** | 2 |" in procedural
+    text = tables([_result("x_c0", "door", "A", "dev", 1.0), _result("y_c0", "door", "A", "heldout", 9.0),
+                   _result("z_c0", "drawer", "A", "dev", 3.0)])
+    assert "| door (dev) | 1 |" in text and "| door (heldout) | 1 |" in text and "| drawer (dev) | 1 |" in text
+    assert "| **all (dev)** | 2 |" in text and "| **all (heldout)** | 1 |" in text and "| **all** | 3 |" in text
+    heldout = next(ln for ln in text.splitlines() if ln.startswith("| **all (heldout)**"))
+    assert "| 9.0 / 9.0 |" in heldout  # the held-out half's own axis error, not the whole set's
