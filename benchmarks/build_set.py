@@ -1,6 +1,10 @@
 """Build the procedural benchmark set: seeded articulated objects, photos, clicks, clips, ground truth.
 
     .venv/bin/python benchmarks/build_set.py --out bench-out/set [--seed 0] [--cases 60] [--jobs 2]
+    .venv/bin/python benchmarks/build_set.py --source third-party --out DIR [--quick] [--jobs 2] [--cache DIR]
+
+``--source third-party`` builds the set of metaworld and robosuite objects instead
+(``benchmarks/third_party``, same case layout plus ``split``; see docs/benchmarks.md).
 
 Case k is category ``CATEGORIES[k % 12]`` (so any prefix of the set spreads over categories;
 ``--quick`` is the first ``QUICK_CASES``), with object and camera seeds drawn from
@@ -136,9 +140,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", type=int, default=FULL_CASES, help="number of cases")
     parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_CASES} cases")
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    parser.add_argument("--source", choices=("procedural", "third-party"), default="procedural",
+                        help="procedural synth objects, or metaworld + robosuite MJCF objects")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="third-party wheel cache (default ~/.cache/image-to-urdf/third_party)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     start = time.perf_counter()
+    if args.source == "third-party":
+        from benchmarks.third_party.build import build_third_party_set
+        from benchmarks.third_party.wheels import DEFAULT_CACHE
+
+        cases = build_third_party_set(args.out, args.quick, args.jobs, args.cache or DEFAULT_CACHE)
+        log.info("%d case(s) in %s (%.0f s)", len(cases), args.out, time.perf_counter() - start)
+        return
     cases = build_set(args.out, args.seed, QUICK_CASES if args.quick else args.cases, args.jobs)
     cats = sorted({c["category"] for c in cases})
     log.info("%d case(s) over %d categories in %s (%.0f s)", len(cases), len(cats), args.out, time.perf_counter() - start)

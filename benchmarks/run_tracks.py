@@ -10,6 +10,11 @@ missing (``benchmarks/build_set.py``, same seed), case by case as the conversion
 ``OUT/<track>/<case>.json`` (a re-run skips conversions already recorded and re-scores them); the tables (per category and
 overall) are printed and, with ``--write-docs``, written into ``docs/benchmarks.md`` with the
 command that produced them.
+
+A third-party set (``build_set.py --source third-party``, which writes ``OUT/split.json``) is run
+case by case as listed there (it must be built first); its tables report each split (dev,
+held-out) beside the whole, per category and overall, and ``--write-docs`` writes them into the
+third-party section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from stages._shared.io import write_bytes, write_json  # noqa: E402
 TRACKS = {"A": "photo only", "B": "photo + --click + --motion (the clip)"}
 DOC = REPO / "docs" / "benchmarks.md"
 DOC_START, DOC_END = "<!-- tracks:start -->", "<!-- tracks:end -->"
+TP_DOC_START, TP_DOC_END = "<!-- tracks-third-party:start -->", "<!-- tracks-third-party:end -->"
+SPLITS = ("dev", "heldout")
 #: Longest a single conversion may run before it is stopped and scored as failed, seconds.
 CONVERT_TIMEOUT_S = 900
 #: The ephemeral Prefect API each convert process starts may need longer than Prefect's default
@@ -67,7 +74,11 @@ def ensure_case(spec: dict, set_dir: Path) -> dict:
     """case.json of a case, building the case first when it is not in the set yet."""
     path = set_dir / "cases" / spec["case"] / "case.json"
     with _BUILD_LOCK:  # the two tracks of a case may ask at once
-        if not path.is_file():
+        if not path.is_file() and spec.get("source") == "third-party":
+            from benchmarks.third_party.build import build_case as build_third_party_case
+
+            build_third_party_case(spec, set_dir)
+        elif not path.is_file():
             build_case(spec, set_dir)
     return json.loads(path.read_text())
 
@@ -104,6 +115,7 @@ def run_case(spec: dict, set_dir: Path, track: str, out_root: Path, convert: boo
         record = {
             "case": case["case"],
             "category": case["category"],
+            **({"split": case["split"]} if "split" in case else {}),
             "track": track,
             "exit_code": code,
             "seconds": time.perf_counter() - start,
@@ -138,6 +150,7 @@ def tables(results: list[dict]) -> str:
         if not rows:
             continue
         by_cat = {c: [r for r in rows if r["category"] == c] for c in sorted({r["category"] for r in rows})}
+        by_cat = _by_split(by_cat, rows) if any("split" in r for r in rows) else by_cat
         summaries = {c: summarize(rs) for c, rs in by_cat.items()}
         summaries["**all**"] = summarize(rows)
         table = format_table(summaries).splitlines()
@@ -155,6 +168,21 @@ def tables(results: list[dict]) -> str:
     return "\n\n".join(blocks)
 
 
+def _by_split(by_cat: dict[str, list], rows: list[dict]) -> dict[str, list]:
+    """Rows per category and split (``<category> (dev)``, ``(heldout)``), then per split overall."""
+    out = {}
+    for cat, rs in by_cat.items():
+        for split in SPLITS:
+            picked = [r for r in rs if r.get("split") == split]
+            if picked:
+                out[f"{cat} ({split})"] = picked
+    for split in SPLITS:
+        picked = [r for r in rows if r.get("split") == split]
+        if picked:
+            out[f"**all ({split})**"] = picked
+    return out
+
+
 def failure_reason(log_tail: str, limit: int = 160) -> str:
     """The convert command's own error line(s) from its stderr, shortened."""
     lines = [ln.strip() for ln in log_tail.splitlines()]
@@ -166,25 +194,37 @@ def failure_reason(log_tail: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def write_docs(text: str, command: str, n_cases: int, n_planned: int, load: str) -> None:
-    """Replace the tracks section of docs/benchmarks.md (between its markers, or append it)."""
+def write_docs(text: str, command: str, n_cases: int, n_planned: int, load: str, third_party: bool = False) -> None:
+    """Replace the tracks section of docs/benchmarks.md (between its markers, or append it);
+    ``third_party``: the third-party set's section instead."""
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    section = (
-        f"{DOC_START}\n## Procedural benchmark: tracks A and B\n\n"
-        "Cases are procedural objects (`benchmarks/build_set.py`, seed 0; case k is category k mod 12) "
-        "rendered as textured 512x512 product photos. Each prediction is scored by `flows.evaluate` "
-        "(`image-to-urdf eval`): parts matched by click (track B) or mask IoU >= 0.5 (Hungarian); "
-        "axis error in degrees (sign-agnostic), pivot error and Chamfer distance as fractions of "
-        "the true bounding-box diagonal, limit-range error in degrees (revolute) or diagonal fraction "
-        "(prismatic). Medians / 90th percentiles over matched joints; found / missed / extra count "
-        "joints; valid counts packages that passed validation; time is the whole convert process.\n\n"
-        f"Command (measured {when}, {n_cases} of {n_planned} cases scored, `--max-dim` = true largest dimension; "
-        f"{load}):\n\n    {command}\n\n{text}\n{DOC_END}\n"
-    )
+    start, end = (TP_DOC_START, TP_DOC_END) if third_party else (DOC_START, DOC_END)
+    if third_party:
+        section = (
+            f"{start}\n### Third-party set: tracks A and B\n\n"
+            "Cases are the metaworld and robosuite objects (`build_set.py --source third-party`), four photo "
+            "conditions each, scored as the procedural set is (`flows.evaluate`). Rows give each split "
+            "(dev, heldout: disjoint objects) per category and overall; `**all**` is the whole set.\n\n"
+            f"Command (measured {when}, {n_cases} of {n_planned} cases scored, `--max-dim` = true largest dimension; "
+            f"{load}):\n\n    {command}\n\n{text}\n{end}\n"
+        )
+    else:
+        section = (
+            f"{DOC_START}\n## Procedural benchmark: tracks A and B\n\n"
+            "Cases are procedural objects (`benchmarks/build_set.py`, seed 0; case k is category k mod 12) "
+            "rendered as textured 512x512 product photos. Each prediction is scored by `flows.evaluate` "
+            "(`image-to-urdf eval`): parts matched by click (track B) or mask IoU >= 0.5 (Hungarian); "
+            "axis error in degrees (sign-agnostic), pivot error and Chamfer distance as fractions of "
+            "the true bounding-box diagonal, limit-range error in degrees (revolute) or diagonal fraction "
+            "(prismatic). Medians / 90th percentiles over matched joints; found / missed / extra count "
+            "joints; valid counts packages that passed validation; time is the whole convert process.\n\n"
+            f"Command (measured {when}, {n_cases} of {n_planned} cases scored, `--max-dim` = true largest dimension; "
+            f"{load}):\n\n    {command}\n\n{text}\n{DOC_END}\n"
+        )
     doc = DOC.read_text()
-    if DOC_START in doc:
-        head, rest = doc.split(DOC_START, 1)
-        doc = head + section + rest.split(DOC_END, 1)[1].lstrip("\n")
+    if start in doc:
+        head, rest = doc.split(start, 1)
+        doc = head + section + rest.split(end, 1)[1].lstrip("\n")
     else:
         doc = doc.rstrip("\n") + "\n\n" + section
     write_bytes(DOC, doc.encode())
@@ -206,8 +246,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     n_cases = QUICK_CASES if args.quick else args.cases
+    args.set, args.out = args.set.resolve(), args.out.resolve()  # each convert runs in its own folder
 
-    specs = [case_spec(args.seed, k) for k in range(n_cases)]
+    split_file = args.set / "split.json"
+    third_party = split_file.is_file() and json.loads(split_file.read_text()).get("source") == "third-party"
+    if third_party:  # the set's own case list (built by build_set.py --source third-party)
+        specs = json.loads(split_file.read_text())["specs"]
+        specs = specs[:n_cases]  # condition-major: a prefix spans the objects
+    else:
+        specs = [case_spec(args.seed, k) for k in range(n_cases)]
     todo = [(spec, track) for spec in specs for track in args.tracks]  # case-major: a cut-short run stays balanced
     print(f"{len(todo)} conversion(s): {len(specs)} cases x tracks {args.tracks}, {args.jobs} at once", file=sys.stderr)
     with ThreadPoolExecutor(args.jobs) as pool:  # each job waits on its own convert process
@@ -227,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         load = "scored from recorded conversions" if args.no_convert else "load average at the end: " + " ".join(
             f"{v:.1f}" for v in os.getloadavg()
         )
-        write_docs(text, command, len(cases), len(specs), load)
+        write_docs(text, command, len(cases), len(specs), load, third_party)
 
 
 if __name__ == "__main__":

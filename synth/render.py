@@ -105,6 +105,8 @@ def render_meshes(
     supersample: int = 2,
     rest_meshes: list | None = None,
     texture_seed: int = 0,
+    lights: tuple | None = None,
+    ambient: float | None = None,
 ) -> RenderedView:
     """Render posed meshes with studio lighting; the one code path for synth objects and URDFs.
 
@@ -129,6 +131,11 @@ def render_meshes(
       rest-pose surface point, so it sticks to the part. None: no procedural texture.
     texture_seed : int
       Seed of the procedural textures.
+    lights : tuple of ((3,) float, float) or None
+      Directional lights as (direction towards the light in the OpenCV camera frame, intensity);
+      None for ``LIGHTS_CAMERA``.
+    ambient : float or None
+      Ambient term; None for ``AMBIENT``.
     """
     background = np.asarray(background)
     if background.shape != (3,) or background.min() < 0 or background.max() > 255:
@@ -159,8 +166,8 @@ def render_meshes(
     facing = np.einsum("fk,fk->f", normals, camera.position - tri.mean(axis=1))
     normals *= np.where(facing < 0, -1.0, 1.0)[:, None]
     R = camera.pose[:3, :3]
-    light = np.full(len(faces), AMBIENT)
-    for direction, intensity in LIGHTS_CAMERA:
+    light = np.full(len(faces), AMBIENT if ambient is None else float(ambient))
+    for direction, intensity in LIGHTS_CAMERA if lights is None else lights:
         d = R @ (np.asarray(direction) / np.linalg.norm(direction))  # camera -> base frame
         light += intensity * np.clip(normals @ d, 0.0, None)
 
@@ -308,6 +315,19 @@ def camera_for_points(points: np.ndarray, seed: int, width: int = 512, height: i
     fov_y = np.deg2rad(rng.uniform(*FOV_Y_DEG))
     fill = rng.uniform(*FILL)
 
+    return framed_camera(points, azimuth, elevation, fov_y, fill, width, height)
+
+
+def framed_camera(
+    points: np.ndarray, azimuth: float, elevation: float, fov_y: float, fill: float, width: int = 512, height: int = 512
+) -> Camera:
+    """An orbit camera at ``azimuth``/``elevation`` (rad, 0 = +x front) with vertical field of view
+    ``fov_y`` (rad), whose distance makes the object's larger projected side fill ``fill`` of the
+    frame (above 1: a crop that cuts the object's edges), the object centred in the image.
+
+    ``points``: (n, 3) float surface points at rest, base frame, metres.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     bounds = np.stack([points.min(axis=0), points.max(axis=0)])
     target = bounds.mean(axis=0)
     diag = float(np.linalg.norm(bounds[1] - bounds[0]))
@@ -491,15 +511,18 @@ def render_urdf(
     joint_values: dict[str, float] | None = None,
     background: tuple[int, int, int] = (255, 255, 255),
     supersample: int = 2,
+    lights: tuple | None = None,
+    ambient: float | None = None,
 ) -> RenderedView:
     """Render a loaded URDF at ``joint_values`` (joint name -> rad or m); same lighting as synth.
 
     ``part_masks`` is keyed by part (the child link of each movable joint) and covers the
-    part's whole subtree.
+    part's whole subtree. ``lights``/``ambient``: as ``render_meshes`` (None: the studio set-up).
     """
     labels = [0 if scene.part_of_link[link] is None else scene.parts.index(scene.part_of_link[link]) + 1
               for link, _ in scene.visuals]
-    return render_meshes(camera, scene.posed(joint_values), labels, list(scene.parts), background, supersample)
+    return render_meshes(camera, scene.posed(joint_values), labels, list(scene.parts), background, supersample,
+                         lights=lights, ambient=ambient)
 
 
 def render_urdf_clip(
@@ -509,13 +532,16 @@ def render_urdf_clip(
     n_frames: int = 16,
     background: tuple[int, int, int] = (255, 255, 255),
     supersample: int = 2,
+    lights: tuple | None = None,
+    ambient: float | None = None,
 ) -> list[RenderedView]:
     """Frames of ``joint`` moving from rest (0) to the limit of larger magnitude, others at rest."""
     if joint not in scene.urdf.actuated_joint_names:
         raise ValueError(f"`joint` must be one of {scene.urdf.actuated_joint_names}, got {joint!r}")
     lower, upper = scene.limits(joint)
     opening = upper if abs(upper) >= abs(lower) else lower
-    return [render_urdf(scene, camera, {joint: v}, background, supersample) for v in clip_values(opening, n_frames)]
+    return [render_urdf(scene, camera, {joint: v}, background, supersample, lights, ambient)
+            for v in clip_values(opening, n_frames)]
 
 
 def click_point(mask: np.ndarray) -> tuple[int, int]:
