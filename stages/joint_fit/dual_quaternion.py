@@ -43,6 +43,7 @@ from stages._shared import kinematics
 from stages._shared.camera import Camera
 from stages._shared.contact import clear_range
 from stages._shared.io import read_mesh, read_rgb, write_json
+from stages.joint_fit import tracks
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,11 @@ class Config(BaseModel):
     min_explained: float = Field(
         0.2, ge=0, le=1, description="when neither joint type explains this share of the clip's change (loss "
         "relative to no motion), the clip cannot tell the type and part_masks' proposal decides",
+    )
+    track_verdict: bool = Field(
+        True,
+        description="a user's clip: point tracks of what moves decide the joint type where they tell (a slide "
+        "moves its points along one direction, a turn about one line); the rendered fit then keeps that type",
     )
     revolute_cap: float = Field(math.pi, gt=0, description="largest revolute range considered, radians")
     prismatic_cap: float = Field(
@@ -248,7 +254,7 @@ def _fit_all(cfg: Config, camera: Camera, base, parts, video, diag: float, propo
                 f"clip of part {clip.part!r} has {len(frames)} frame(s); a clip needs rest + >= 1 moved frame"
             )
         started = time.perf_counter()
-        fit = fit_joint(cfg, camera, static, part, frames, diag, proposed_type)
+        fit = fit_joint(cfg, camera, static, part, frames, diag, proposed_type, user_clip=clip.source == "motion")
         fit["seconds"] = time.perf_counter() - started
         fit["part"] = clip.part
         fit["source"] = clip.source
@@ -423,13 +429,23 @@ def _warn_background(clip) -> None:
 
 
 def fit_joint(
-    cfg: Config, camera: Camera, base, part, frames: list[np.ndarray], diag: float, proposed_type: str | None = None
+    cfg: Config,
+    camera: Camera,
+    base,
+    part,
+    frames: list[np.ndarray],
+    diag: float,
+    proposed_type: str | None = None,
+    user_clip: bool = False,
 ) -> dict:
     """Fit the joint of ``part`` to ``frames``; returns the report dict with an ``estimate`` entry.
 
     ``base`` is everything that stays put in the clip (the base and the other parts at rest).
     ``proposed_type`` (the photo's guess, e.g. a door is revolute) decides the type when neither
     type explains ``min_explained`` of the clip (a part mesh that does not match the clip's part).
+    With ``user_clip`` (a clip the user filmed, not one rendered from a hypothesis) and
+    ``track_verdict``, the clip's point tracks (:mod:`stages.joint_fit.tracks`) decide the type
+    wherever they tell, over both, and their line is one more candidate.
 
     The ``estimate`` entry holds the :class:`~stages.joint_fit.JointEstimate` fields except
     ``part``; the rest of the report (candidates, loss curves, settings) goes to fit.json.
@@ -453,7 +469,16 @@ def fit_joint(
         "motion": motion,
         "part_box": {"centre": box.centre, "axes": box.axes, "extents": box.extents},
     }
-    if motion["score"] < cfg.min_motion:
+    seen = None
+    if user_clip and cfg.track_verdict:  # the clip's own evidence, before any render
+        lines = [(c["joint_type"], c["axis"], c["origin"]) for c in _candidates(box, cfg)]
+        seen = report["tracks"] = tracks.motion_from_tracks(frames_tex, tex_cam, rest["raster"].depth, lines)
+        log.info(
+            "joint_fit: point tracks of the clip: %d moving of %d, verdict %s (residual ratio %s, turn %s deg)",
+            seen["moving"], seen["points"], seen["verdict"], seen.get("residual_ratio"), seen.get("turn_deg"),
+        )  # fmt: skip
+    verdict = seen["verdict"] if seen else None
+    if motion["score"] < cfg.min_motion and verdict is None:
         report["estimate"] = _fixed_estimate(box, len(frames), motion["score"], cfg.min_motion)
         return report
 
@@ -486,7 +511,13 @@ def fit_joint(
     # 2. score the discrete candidates (ATOP-style) with a per-frame magnitude grid
     sub = np.unique(np.linspace(1, T - 1, min(cfg.search_frames, T - 1)).round().astype(int))
     candidates = _candidates(box, cfg)
-    for c in candidates:  # up to 60 candidates, coarse grid, small images
+    if verdict is not None:  # the tracks' own line
+        origin = np.asarray(seen.get("origin_base", box.centre), dtype=np.float64)
+        axis = np.asarray(seen["axis_base"], dtype=np.float64)
+        reach = cfg.prismatic_cap * max(_extent_along(part.vertices, axis), 0.5 * box.diagonal)
+        scale = cfg.revolute_cap if verdict == "revolute" else reach
+        candidates.append({"joint_type": verdict, "axis": axis, "origin": origin, "scale": scale, "prior_axis": axis})
+    for c in candidates:  # up to 61 candidates, coarse grid, small images
         c.update(_score_candidate(cfg, scenes["search"], model, c, sub, albedo0, diag, cfg.search_steps))
         c["albedo_logit"] = torch.logit(albedo0).numpy()
     # the best and their siblings, then further down the ranking until half of the re-scored
@@ -523,7 +554,9 @@ def fit_joint(
     #    photo's proposal when the clip explains neither), then refine it at full resolution
     losses = {jt: fits[jt]["loss"] for jt in JOINT_TYPES}
     best_explained = max(1.0 - v / max(static_loss, 1e-12) for v in losses.values())
-    if proposed_type in JOINT_TYPES and best_explained < cfg.min_explained:
+    if verdict is not None:
+        chosen, report["type_from"] = verdict, "tracks"
+    elif proposed_type in JOINT_TYPES and best_explained < cfg.min_explained:
         chosen, report["type_from"] = proposed_type, "proposal"
         log.warning(
             "joint_fit: the clip explains at most %.0f %% of its change with either joint type (the part mesh "
