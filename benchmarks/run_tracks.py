@@ -194,6 +194,14 @@ def failure_reason(log_tail: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the docs show it: relative to the repository when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def write_docs(text: str, command: str, n_cases: int, n_planned: int, load: str, third_party: bool = False) -> None:
     """Replace the tracks section of docs/benchmarks.md (between its markers, or append it);
     ``third_party``: the third-party set's section instead."""
@@ -266,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if args.write_docs:
         command = ".venv/bin/python benchmarks/run_tracks.py " + shlex.join(  # as run: set, output, tracks
-            ["--set", str(args.set), "--out", str(args.out), "--tracks", args.tracks]
+            ["--set", _shown(args.set), "--out", _shown(args.out), "--tracks", args.tracks]
             + (["--quick"] if args.quick else [])
             + (["--no-convert"] if args.no_convert else ["--jobs", str(args.jobs)])
             + ["--write-docs"]

@@ -143,6 +143,15 @@ class Config(BaseModel):
         description="a user's clip: point tracks of what moves decide the joint type where they tell (a slide "
         "moves its points along one direction, a turn about one line); the rendered fit then keeps that type",
     )
+    render_overrules_tracks: float = Field(
+        0.5,
+        ge=0,
+        description="the rendered fit keeps its type against the tracks' verdict when the verdict's loss exceeds "
+        "the other type's by this share of the larger (the whole part's appearance clearly says otherwise)",
+    )
+    track_snap_deg: float = Field(
+        15.0, ge=0, description="the tracks' axis is snapped to the part box's nearest axis within this angle"
+    )
     revolute_cap: float = Field(math.pi, gt=0, description="largest revolute range considered, radians")
     prismatic_cap: float = Field(
         1.0, gt=0, description="largest prismatic range, fraction of the part's depth along the axis"
@@ -511,13 +520,8 @@ def fit_joint(
     # 2. score the discrete candidates (ATOP-style) with a per-frame magnitude grid
     sub = np.unique(np.linspace(1, T - 1, min(cfg.search_frames, T - 1)).round().astype(int))
     candidates = _candidates(box, cfg)
-    if verdict is not None:  # the tracks' own line
-        origin = np.asarray(seen.get("origin_base", box.centre), dtype=np.float64)
-        axis = np.asarray(seen["axis_base"], dtype=np.float64)
-        reach = cfg.prismatic_cap * max(_extent_along(part.vertices, axis), 0.5 * box.diagonal)
-        scale = cfg.revolute_cap if verdict == "revolute" else reach
-        candidates.append({"joint_type": verdict, "axis": axis, "origin": origin, "scale": scale, "prior_axis": axis})
-    for c in candidates:  # up to 61 candidates, coarse grid, small images
+    track_line = _track_candidate(cfg, seen, box, part) if verdict is not None else None
+    for c in candidates:  # up to 60 candidates, coarse grid, small images
         c.update(_score_candidate(cfg, scenes["search"], model, c, sub, albedo0, diag, cfg.search_steps))
         c["albedo_logit"] = torch.logit(albedo0).numpy()
     # the best and their siblings, then further down the ranking until half of the re-scored
@@ -548,14 +552,26 @@ def fit_joint(
         fits[jt] = min(refined, key=lambda r: r["loss"])
         fits[jt]["refined_losses"] = [r["loss"] for r in refined]
         timings[f"coarse_{jt}"] = clock.lap()
+    if track_line is not None:  # the line the tracks saw, refined as the others
+        track_line.update(_score_candidate(cfg, scenes["rescore"], model, track_line, sub, albedo0, diag, cfg.rescore_steps))
+        track_line["albedo_logit"] = torch.logit(albedo0).numpy()
+        track_fit = _refine(cfg, scenes["coarse"], model, track_line, sub, coarse_sub, diag, cfg.coarse_iters, move_line=False)
     static_loss = _static_loss(cfg, scenes["coarse"], model, coarse_sub, diag, albedo0)
 
     # 4. choose the type (the pivot-free prismatic model unless revolute is clearly better; the
     #    photo's proposal when the clip explains neither), then refine it at full resolution
     losses = {jt: fits[jt]["loss"] for jt in JOINT_TYPES}
     best_explained = max(1.0 - v / max(static_loss, 1e-12) for v in losses.values())
-    if verdict is not None:
+    overruled = False
+    if verdict is not None:  # the render overrules the tracks only where it clearly prefers the other type
+        other = "prismatic" if verdict == "revolute" else "revolute"
+        margin = (losses[verdict] - losses[other]) / max(losses[verdict], losses[other], 1e-12)
+        report["tracks_render_margin"] = float(margin)
+        overruled = margin >= cfg.render_overrules_tracks
+    if verdict is not None and not overruled:
         chosen, report["type_from"] = verdict, "tracks"
+        fits[verdict] = {**track_fit, "refined_losses": fits[verdict]["refined_losses"] + [track_fit["loss"]]}
+        losses[verdict] = track_fit["loss"]
     elif proposed_type in JOINT_TYPES and best_explained < cfg.min_explained:
         chosen, report["type_from"] = proposed_type, "proposal"
         log.warning(
@@ -633,6 +649,23 @@ class _Clock:
         now = time.perf_counter()
         seconds, self.last = now - self.last, now
         return round(seconds, 3)
+
+
+def _track_candidate(cfg: Config, seen: dict, box, part) -> dict:
+    """The tracks' line as a candidate: their axis (snapped to the part box's nearest axis within
+    ``track_snap_deg``: box-like parts move along their box axes) through their pivot."""
+    axis = np.asarray(seen["axis_base"], dtype=np.float64)
+    cos = np.abs(np.asarray(box.axes) @ axis)
+    i = int(np.argmax(cos))
+    if np.degrees(np.arccos(min(1.0, cos[i]))) <= cfg.track_snap_deg:
+        axis = np.sign(np.dot(box.axes[i], axis)) * np.asarray(box.axes[i], dtype=np.float64)
+    if seen["verdict"] == "revolute":
+        origin = np.asarray(seen["origin_base"], dtype=np.float64)
+        scale = cfg.revolute_cap
+    else:
+        origin = np.asarray(box.centre, dtype=np.float64).copy()
+        scale = cfg.prismatic_cap * max(_extent_along(part.vertices, axis), 0.5 * box.diagonal)
+    return {"joint_type": seen["verdict"], "axis": axis, "origin": origin, "scale": scale, "prior_axis": axis}
 
 
 def _fixed_estimate(box, n_frames: int, score: float, threshold: float) -> dict:
