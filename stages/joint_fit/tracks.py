@@ -1,13 +1,14 @@
 """The moving part's rigid motion read from point tracks in the user's clip, before any render.
 
-Corners of the object at rest are tracked frame to frame (pyramidal Lucas-Kanade, forward-backward
+Corners of the object at rest are tracked frame to frame (DIS optical flow, forward-backward
 checked, so a point that is covered or uncovered is dropped rather than dragged along). The points
-that move beyond the clip's noise are the part; lifted to 3D by the rest render's depth, their
-tracks give the part's pose in each frame (PnP, RANSAC). Two models explain the tracks: a pure
-translation (a slide) and a full rigid motion. When the translation leaves residuals the rigid
-motion does not, and the rigid motion turns the part clearly, the part turns (revolute), about
-the rotation's screw axis; when the translation explains the tracks as well, it slides along the
-translation. Nothing here knows what the object is: only how its points move.
+that move beyond the clip's noise are the part; lifted to 3D by the rest render's depth, per-frame
+poses (PnP, RANSAC) keep the points that move rigidly and give first guesses. Two joint models are
+then fitted to all frames at once, each point's depth free near the render's (the rest depth is
+the reconstruction's, not the part's): a slide (one direction, a displacement per frame) and a turn
+(one line, an angle per frame). When the slide leaves at least ``REVOLUTE_RATIO`` times the turn's
+residual the part turns; when it explains the tracks nearly as well over a long run, it slides;
+else there is no verdict. Nothing here knows what the object is: only how its points move.
 
 Frames: the camera's (OpenCV: x right, y down, z forward) at rest; results in the base frame.
 """
@@ -122,10 +123,11 @@ def motion_from_tracks(frames: list[np.ndarray], camera: Camera, depth: np.ndarr
     -------
     dict
       ``verdict`` (``revolute``, ``prismatic`` or None: the tracks cannot tell), ``points``
-      (tracked), ``moving``, ``frames_used``, ``turn_deg`` (rigid rotation at the most-moved
-      frames, median), ``residual_rigid_px`` / ``residual_translation_px`` (median reprojection
-      errors there), and with a verdict ``axis_base`` (unit; the rotation's axis, or the slide's
-      direction) and for revolute ``origin_base`` (a point on the screw axis, metres).
+      (tracked), ``moving``, ``noise_px``; once the models are fitted ``observations``,
+      ``moved_px`` (90th percentile displacement), ``turn_deg`` (the turn model's angle range),
+      ``residual_revolute_px`` / ``residual_prismatic_px`` (median reprojection errors) and
+      ``residual_ratio``; with a verdict ``axis_base`` (unit; the turn's axis, or the slide's
+      direction) and for revolute ``origin_base`` (a point on the axis, metres).
     """
     import cv2
 
@@ -135,14 +137,13 @@ def motion_from_tracks(frames: list[np.ndarray], camera: Camera, depth: np.ndarr
     out["points"] = int(tracks.shape[1])
     if tracks.shape[1] < MIN_POINTS:
         return out
-    last = np.where(alive.any(axis=1))[0]
     # how far each point got from rest, at its last tracked frame
     t_last = alive.shape[0] - 1 - np.argmax(alive[::-1], axis=0)  # (N,)
     disp = np.linalg.norm(tracks[t_last, np.arange(tracks.shape[1])] - tracks[0], axis=1)
     noise = float(np.percentile(disp, 20))  # some of the object stays put
     moving = disp > max(MIN_MOVE_PX, NOISE_FACTOR * noise)
     out.update(moving=int(moving.sum()), noise_px=round(noise, 3))
-    if moving.sum() < MIN_POINTS or not len(last):
+    if moving.sum() < MIN_POINTS:
         return out
     chosen = np.nonzero(moving)[0]
     if len(chosen) > MAX_MODEL_POINTS:  # evenly thinned: the fits' cost grows with the points
@@ -283,25 +284,6 @@ def _fit_model(kind, X, obs_t, obs_n, xy_obs, K, axis0, pivot0, amounts0, n_pts,
     if revolute:
         p = p - (p @ a) * a
     return {"axis": a, "pivot": p, "amounts": amounts, "errors": errors, "cost": float(sol.cost)}
-
-
-def _residual(Xc: np.ndarray, xy: np.ndarray, K: np.ndarray) -> float:
-    """Median reprojection error (px) of camera-frame points ``Xc`` against pixels ``xy``."""
-    z = np.maximum(Xc[:, 2], 1e-9)
-    uv = np.column_stack([K[0, 0] * Xc[:, 0] / z + K[0, 2], K[1, 1] * Xc[:, 1] / z + K[1, 2]])
-    return float(np.median(np.linalg.norm(uv - xy, axis=1)))
-
-
-def _fit_translation(X: np.ndarray, xy: np.ndarray, K: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """The camera-frame shift (3,) that best moves ``X`` onto pixels ``xy`` without turning (robust)."""
-    from scipy.optimize import least_squares
-
-    def residuals(s):
-        Xc = X + s
-        z = np.maximum(Xc[:, 2], 1e-9)
-        return np.concatenate([K[0, 0] * Xc[:, 0] / z + K[0, 2] - xy[:, 0], K[1, 1] * Xc[:, 1] / z + K[1, 2] - xy[:, 1]])
-
-    return least_squares(residuals, np.asarray(start, float), loss="soft_l1", f_scale=1.0).x
 
 
 def _screw_axis(R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
