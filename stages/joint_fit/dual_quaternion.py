@@ -454,7 +454,8 @@ def fit_joint(
     type explains ``min_explained`` of the clip (a part mesh that does not match the clip's part).
     With ``user_clip`` (a clip the user filmed, not one rendered from a hypothesis) and
     ``track_verdict``, the clip's point tracks (:mod:`stages.joint_fit.tracks`) decide the type
-    wherever they tell, over both, and their line is one more candidate.
+    wherever they tell, over both, and their line (:func:`_track_candidate`) is that type's fit,
+    unless the rendered fit prefers the other type by ``render_overrules_tracks``.
 
     The ``estimate`` entry holds the :class:`~stages.joint_fit.JointEstimate` fields except
     ``part``; the rest of the report (candidates, loss curves, settings) goes to fit.json.
@@ -478,9 +479,10 @@ def fit_joint(
         "motion": motion,
         "part_box": {"centre": box.centre, "axes": box.axes, "extents": box.extents},
     }
+    candidates = _candidates(box, cfg)
     seen = None
     if user_clip and cfg.track_verdict:  # the clip's own evidence, before any render
-        lines = [(c["joint_type"], c["axis"], c["origin"]) for c in _candidates(box, cfg)]
+        lines = [(c["joint_type"], c["axis"], c["origin"]) for c in candidates]
         seen = report["tracks"] = tracks.motion_from_tracks(frames_tex, tex_cam, rest["raster"].depth, lines)
         log.info(
             "joint_fit: point tracks of the clip: %d moving of %d, verdict %s (residual ratio %s, turn %s deg)",
@@ -519,7 +521,6 @@ def fit_joint(
 
     # 2. score the discrete candidates (ATOP-style) with a per-frame magnitude grid
     sub = np.unique(np.linspace(1, T - 1, min(cfg.search_frames, T - 1)).round().astype(int))
-    candidates = _candidates(box, cfg)
     track_line = _track_candidate(cfg, seen, box, part) if verdict is not None else None
     for c in candidates:  # up to 60 candidates, coarse grid, small images
         c.update(_score_candidate(cfg, scenes["search"], model, c, sub, albedo0, diag, cfg.search_steps))

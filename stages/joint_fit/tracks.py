@@ -199,11 +199,10 @@ def motion_from_tracks(frames: list[np.ndarray], camera: Camera, depth: np.ndarr
     rv, tv, _ = poses[top_t]
     R = cv2.Rodrigues(rv)[0]
     axis0, pivot0 = _screw_axis(R, tv)
-    angles0 = np.array([np.dot(poses[t][0], axis0) if t in poses else 0.0 for t in range(1, len(frames))])
+    rotvecs = np.array([poses[t][0] if t in poses else np.zeros(3) for t in range(1, len(frames))])
     shifts = np.array([poses[t][1] + (cv2.Rodrigues(poses[t][0])[0] - np.eye(3)) @ X[inl].mean(axis=0) if t in poses
                        else np.zeros(3) for t in range(1, len(frames))])  # fmt: skip
     direction0 = np.linalg.svd(shifts, full_matrices=False)[2][0]
-    amounts0 = shifts @ direction0
     n_pts = len(X)
     # starts: the rest-to-most-moved pose's screw and mean shift, and the part box's lines
     T_cb = camera.T_camera_base
@@ -214,9 +213,7 @@ def motion_from_tracks(frames: list[np.ndarray], camera: Camera, depth: np.ndarr
         starts.append((kind, a_cam, p_cam))
     fits = {}
     for kind, a_cam, p_cam in starts:  # rigid depths first: quick, to rank the starts
-        amounts = (angles0 if kind == "revolute" else amounts0) if a_cam is axis0 or a_cam is direction0 else (
-            (np.array([np.dot(poses[t][0], a_cam) if t in poses else 0.0 for t in range(1, len(frames))]))
-            if kind == "revolute" else shifts @ a_cam)  # fmt: skip
+        amounts = (rotvecs if kind == "revolute" else shifts) @ a_cam  # each pose's turn about / shift along it
         f = _fit_model(kind, X, obs_t, obs_n, xy_obs, Kcv, a_cam, p_cam, amounts, n_pts, free_depth=False)
         if kind not in fits or f["cost"] < fits[kind]["cost"]:
             fits[kind] = f
